@@ -1,0 +1,170 @@
+"""The wire schema of `POST /reward`: the one source of truth, imported by the server.
+
+What the server accepts forbids unknown fields (a typo must not be silently ignored); what the client
+parses allows them, so an older client keeps working against a newer server.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Component = Literal["format", "modality", "accuracy_llm", "accuracy_embed"]
+COMPONENTS: tuple[Component, ...] = ("format", "modality", "accuracy_llm", "accuracy_embed")
+
+# The 16 image modalities of MediX-R1; the tag before <thinking> names one of them.
+MODALITIES: tuple[str, ...] = (
+    "X_RAY", "MICROSCOPY", "CLINICAL_PHOTOGRAPHY", "CT_SCAN", "GRAPHICS", "ANGIOGRAPHY", "PET_SCAN",
+    "ULTRASOUND", "MRI_SCAN", "FUNDUS_PHOTOGRAPHY", "OCT_SCAN", "ENDOSCOPY", "MAMMOGRAPHY",
+    "FLUOROSCOPY", "OTHER", "SPECT",
+)  # fmt: skip
+
+Shortcut = Literal["exact_match", "invalid_answer"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class RewardItem(_Request):
+    """One completion to score, with its ground truth in MediX form or as answer + modality."""
+
+    response: str = Field(description="The completion text, e.g. '<X_RAY> <thinking>…</thinking> <answer>…</answer>'.")
+    ground_truth: str | None = Field(
+        default=None, description="MediX form '<TAG> answer'. Give this, or `answer` (and `modality`)."
+    )
+    answer: str | None = Field(default=None, description="The true answer, when not given as `ground_truth`.")
+    modality: str | None = Field(
+        default=None, description="The true modality tag with `answer`, e.g. 'X_RAY' or '<X_RAY>'."
+    )
+    id: str | int | None = Field(default=None, description="Echoed back in the result.")
+    group_id: str | int | None = Field(
+        default=None, description="Items sharing it are one GRPO group; the response carries its statistics."
+    )
+    prompt: str | None = Field(default=None, description="Accepted for logging; not used in scoring.")
+
+    @model_validator(mode="after")
+    def _one_ground_truth_form(self) -> RewardItem:
+        if (self.ground_truth is None) == (self.answer is None):
+            raise ValueError("give exactly one of `ground_truth` or `answer`")
+        if self.modality is not None and self.ground_truth is not None:
+            raise ValueError("`modality` goes with `answer`; `ground_truth` carries its own tag")
+        return self
+
+
+class Weights(_Request):
+    """overall = content·(accuracy_llm·J + accuracy_embed·E + modality·M) + format·F."""
+
+    content: float = Field(default=0.9, ge=0)
+    format: float = Field(default=0.1, ge=0)
+    accuracy_llm: float = Field(default=0.575, ge=0)
+    accuracy_embed: float = Field(default=0.375, ge=0)
+    modality: float = Field(default=0.05, ge=0)
+
+
+class WeightsOverride(_Request):
+    content: float | None = Field(default=None, ge=0)
+    format: float | None = Field(default=None, ge=0)
+    accuracy_llm: float | None = Field(default=None, ge=0)
+    accuracy_embed: float | None = Field(default=None, ge=0)
+    modality: float | None = Field(default=None, ge=0)
+
+
+class RewardOptions(_Request):
+    """Per-request overrides of the service's reward settings."""
+
+    weights: WeightsOverride | None = None
+    embed_threshold: float | None = Field(default=None, ge=-1, le=1)
+    components: list[Component] | None = Field(
+        default=None, description="Components to compute; the others are null and weigh nothing."
+    )
+
+
+class RewardRequest(_Request):
+    items: list[RewardItem] = Field(min_length=1)
+    options: RewardOptions | None = None
+
+
+class ComponentScores(_Response):
+    format: float | None = None
+    modality: float | None = None
+    accuracy_llm: float | None = None
+    accuracy_embed: float | None = None
+
+
+class ComponentError(_Response):
+    code: str = Field(
+        description="judge_timeout, judge_unreachable, judge_http_error, judge_bad_reply or no_true_modality"
+    )
+    message: str
+
+
+class ItemDetails(_Response):
+    predicted_answer: str
+    true_answer: str
+    predicted_modality: str | None = Field(description="Text before the first thinking tag, if any.")
+    true_modality: str | None
+    shortcut: Shortcut | None = Field(description="exact_match or invalid_answer: accuracy set without model calls.")
+    judge_verdict: Literal["YES", "NO"] | None = None
+    judge_reply: str | None = None
+    judge_p_yes: float | None = Field(default=None, description="Judge probability of YES, when logprobs are on.")
+    judge_cached: bool | None = None
+    cosine: float | None = None
+
+
+class ItemResult(_Response):
+    id: str | int | None = None
+    group_id: str | int | None = None
+    overall: float | None = Field(description="Null when an enabled component could not be scored.")
+    scores: ComponentScores
+    details: ItemDetails
+    errors: dict[str, ComponentError] = Field(default_factory=dict)
+
+
+class GroupStats(_Response):
+    group_id: str | int
+    size: int
+    scored: int = Field(description="Members whose overall is not null.")
+    mean: float | None
+    std: float | None = Field(description="Population standard deviation of overall over scored members.")
+    uniform: bool = Field(description="Every scored member got the same overall: no GRPO learning signal.")
+
+
+class StageTimes(_Response):
+    checks_s: float
+    judge_s: float
+    embed_s: float
+    total_s: float
+
+
+class Usage(_Response):
+    items: int
+    judge_pairs: int = Field(description="Distinct (answer, truth) pairs that needed a verdict.")
+    judge_calls: int = Field(description="HTTP calls made to the judge, retries included.")
+    judge_cache_hits: int
+    texts_encoded: int
+    embed_cache_hits: int
+    seconds: StageTimes
+
+
+class RewardResponse(_Response):
+    preset: str = Field(description="'medix-r1' when the effective reward is the reference's, else 'custom'.")
+    results: list[ItemResult]
+    groups: list[GroupStats] = Field(default_factory=list)
+    usage: Usage
+
+
+class ErrorDetail(_Response):
+    type: str
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(_Response):
+    error: ErrorDetail

@@ -1,0 +1,77 @@
+"""`medix-reward serve` (one uvicorn worker per process: the process holds a GPU model) and `openapi`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from medix_reward.app import create_app
+    from medix_reward.settings import Settings
+
+    settings = Settings()
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_level="info")
+
+
+def openapi_yaml() -> str:
+    import yaml
+
+    from medix_reward.app import create_app
+    from medix_reward.settings import Settings
+
+    return yaml.safe_dump(create_app(Settings()).openapi(), sort_keys=False, allow_unicode=True)
+
+
+def _openapi(args: argparse.Namespace) -> None:
+    text = openapi_yaml()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+
+
+def _scripted_judge(args: argparse.Namespace) -> None:
+    import time
+
+    from medix_reward.scripted_judge import ScriptedJudge
+
+    judge = ScriptedJudge(latency_s=args.latency_ms / 1000, capacity=args.capacity).start(args.port)
+    print(f"scripted judge (a test stand-in, not a model) on {judge.url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        judge.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="medix-reward", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the reward service (settings from MEDIX_REWARD_* variables)")
+    serve.add_argument("--host", default=None, help="overrides MEDIX_REWARD_HOST")
+    serve.add_argument("--port", type=int, default=None, help="overrides MEDIX_REWARD_PORT")
+    serve.set_defaults(run=_serve)
+    spec = commands.add_parser("openapi", help="write the OpenAPI document as YAML")
+    spec.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout")
+    spec.set_defaults(run=_openapi)
+    scripted = commands.add_parser(
+        "scripted-judge", help="serve the scripted OpenAI-compatible judge used by the tests and the benchmark"
+    )
+    scripted.add_argument("--port", type=int, default=8000)
+    scripted.add_argument("--latency-ms", type=float, default=50.0, help="time each call takes")
+    scripted.add_argument("--capacity", type=int, default=64, help="calls served in parallel; the rest queue")
+    scripted.set_defaults(run=_scripted_judge)
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

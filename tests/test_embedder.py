@@ -1,0 +1,86 @@
+"""The micro-batcher and the embedding cache, with a fake encoder that shows batching, and the real MiniLM."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from medix_reward.embedder import EmbedderError, EmbeddingCache, EmbedStats, MicroBatcher
+from tests.conftest import CharEncoder
+
+
+def with_batcher(encoder, coro_fn, max_batch_size=4, max_wait_s=0.01):
+    async def main():
+        batcher = MicroBatcher(encoder, max_batch_size, max_wait_s)
+        batcher.start()
+        try:
+            return await coro_fn(batcher)
+        finally:
+            await batcher.stop()
+
+    return asyncio.run(main())
+
+
+def test_concurrent_callers_are_coalesced_and_each_gets_its_own_vectors():
+    encoder = CharEncoder()
+    callers = [[f"text {c}-{i}" + "x" * i for i in range(n)] for c, n in enumerate([3, 5, 1, 7])]
+
+    async def go(batcher):
+        return await asyncio.gather(*(batcher.embed(texts) for texts in callers))
+
+    results = with_batcher(encoder, go)
+    for texts, vectors in zip(callers, results, strict=True):
+        np.testing.assert_allclose(np.stack(vectors), CharEncoder().encode(texts), atol=1e-6)
+    sizes = [len(batch) for batch in encoder.batches]
+    assert max(sizes) == 4 and sum(sizes) == 16  # bounded batches, every text encoded once
+    callers_in_first = {text.split("-")[0] for text in encoder.batches[0]}
+    assert len(callers_in_first) > 1  # texts of different callers share a batch
+
+
+def test_a_failed_batch_fails_every_waiter_and_the_batcher_survives():
+    encoder = CharEncoder()
+
+    async def go(batcher):
+        encoder.fail = True
+        outcomes = await asyncio.gather(batcher.embed(["a", "b"]), batcher.embed(["c"]), return_exceptions=True)
+        encoder.fail = False
+        after = await batcher.embed(["d"])
+        return outcomes, after, batcher.alive
+
+    outcomes, after, alive = with_batcher(encoder, go)
+    assert all(isinstance(o, EmbedderError) for o in outcomes)
+    assert alive and len(after) == 1
+
+
+def test_stopped_batcher_refuses_work():
+    async def go(batcher):
+        await batcher.stop()
+        with pytest.raises(EmbedderError):
+            await batcher.embed(["a"])
+
+    with_batcher(CharEncoder(), go)
+
+
+def test_cache_counts_hits_and_encodes_only_misses():
+    encoder = CharEncoder()
+
+    async def go(batcher):
+        cache = EmbeddingCache(batcher, size=10)
+        first, second = EmbedStats(), EmbedStats()
+        await cache.embed({"alpha", "beta"}, first)
+        vectors = await cache.embed({"alpha", "gamma"}, second)
+        return first, second, vectors
+
+    first, second, vectors = with_batcher(encoder, go)
+    assert (first.encoded, first.cache_hits, second.encoded, second.cache_hits) == (2, 0, 1, 1)
+    assert set(vectors) == {"alpha", "gamma"}
+
+
+def test_real_model_batched_equals_single(minilm):
+    texts = ["Pneumothorax", "Left-sided tension pneumothorax with mediastinal shift", "Gallstones", "é"]
+    batched = minilm.encode(texts)
+    single = np.concatenate([minilm.encode([t]) for t in texts])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
