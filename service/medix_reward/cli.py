@@ -18,6 +18,7 @@ def _serve(args: argparse.Namespace) -> None:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per judge call is noise
     uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_level="info")
 
 
@@ -52,6 +53,19 @@ def _scripted_judge(args: argparse.Namespace) -> None:
         judge.stop()
 
 
+def _judge(args: argparse.Namespace) -> None:
+    from medix_reward.judge_stack import JudgeStack
+
+    stack = JudgeStack(home=Path(args.home), model=args.model)
+    if args.action == "prepare":
+        stack.prepare()
+    elif args.action == "start":
+        url = stack.start(port=args.port)
+        print(f"judge {stack.served_name} ready on {url} (PID file {stack.pid_file}, log {stack.log_file})")
+    else:
+        stack.stop()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="medix-reward", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +83,14 @@ def main(argv: list[str] | None = None) -> None:
     scripted.add_argument("--latency-ms", type=float, default=50.0, help="time each call takes")
     scripted.add_argument("--capacity", type=int, default=64, help="calls served in parallel; the rest queue")
     scripted.set_defaults(run=_scripted_judge)
+    from medix_reward.judge_stack import DEFAULT_HOME, MODELS
+
+    judge = commands.add_parser("judge", help="the local vLLM judge on CPU: prepare, start or stop it")
+    judge.add_argument("action", choices=["prepare", "start", "stop"])
+    judge.add_argument("--home", default=str(DEFAULT_HOME), help="where its venv, model, PID file and log live")
+    judge.add_argument("--model", default="smollm2-135m", choices=sorted(MODELS))
+    judge.add_argument("--port", type=int, default=8000)
+    judge.set_defaults(run=_judge)
     args = parser.parse_args(argv)
     args.run(args)
 

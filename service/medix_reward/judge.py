@@ -242,10 +242,16 @@ def _parse_reply(reply: httpx.Response) -> Verdict:
 
 
 def _p_yes(choice: dict[str, object]) -> float | None:
-    """P(YES) from the first generated token's top logprobs, when the judge sent them."""
+    """P(YES): the probability mass of first tokens that begin a YES reply ("YES", "Yes", or "Y" where the
+    tokenizer splits the word), from the first generated token's top logprobs, when the judge sent them."""
     try:
         first = choice["logprobs"]["content"][0]  # type: ignore[index]
         candidates = first["top_logprobs"] or [first]
-        return min(1.0, sum(math.exp(c["logprob"]) for c in candidates if c["token"].strip().upper() == "YES"))
+        return min(1.0, sum(math.exp(c["logprob"]) for c in candidates if _begins_yes(c["token"])))
     except (KeyError, IndexError, TypeError):
         return None
+
+
+def _begins_yes(token: str) -> bool:
+    word = token.strip().upper()
+    return bool(word) and ("YES".startswith(word) or word.startswith("YES"))

@@ -1,0 +1,133 @@
+"""The integration tier: `/reward` end to end through a real vLLM judge (CPU build, SmolLM2-135M from a
+PyPI package), started once for this module. SmolLM2 says "Yes" to nearly anything: these tests prove
+the protocol, the parsing of a real model's replies, concurrency and failure paths, not verdict quality."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from medix_reward.app import create_app
+from medix_reward.judge import is_yes
+from medix_reward.judge_stack import JudgeStack
+from tests.conftest import LiveServer, grpo_batch, make_settings
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def vllm():
+    stack = JudgeStack(instance="judge-tests")  # the prepared venv and model; its own PID file and log
+    url = stack.start(port=free_port())
+    try:
+        yield stack, url
+    finally:
+        stack.stop()
+
+
+def service_for(url: str, stack: JudgeStack, minilm, **judge: object) -> LiveServer:
+    settings = make_settings([url], **{"model": stack.served_name, "timeout_s": 60.0, **judge})
+    return LiveServer(create_app(settings, encoder=minilm))
+
+
+def distinct_items(n: int) -> list[dict[str, object]]:
+    findings = ["pneumothorax", "effusion", "consolidation", "cardiomegaly", "nodule", "fracture"]
+    return [
+        {"id": i, "ground_truth": "<X_RAY> Pneumothorax",
+         "response": f"<X_RAY> <thinking>r</thinking> <answer>Left {findings[i % 6]} number {i}</answer>"}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_grpo_batch_through_the_real_judge(vllm, minilm):
+    stack, url = vllm
+    with service_for(url, stack, minilm) as service:
+        items = grpo_batch(prompts=4, group=8)
+        reply = httpx.post(f"{service.url}/reward", json={"items": items}, timeout=300)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    judged = [r for r in body["results"] if r["details"]["shortcut"] is None]
+    assert judged and body["usage"]["judge_calls"] == body["usage"]["judge_pairs"]  # no retries needed
+    for result in judged:
+        details = result["details"]
+        assert isinstance(details["judge_reply"], str) and details["judge_reply"].strip()
+        assert details["judge_verdict"] == ("YES" if is_yes(details["judge_reply"]) else "NO")
+        assert result["scores"]["accuracy_llm"] == (1.0 if details["judge_verdict"] == "YES" else 0.0)
+        assert result["overall"] is not None and result["errors"] == {}
+
+
+def vllm_metric(url: str, name: str) -> float:
+    """The sum over labels of one of the judge's own Prometheus metrics."""
+    text = httpx.get(url.removesuffix("/v1") + "/metrics", timeout=5).text
+    return sum(float(v) for v in re.findall(rf"^vllm:{name}\{{[^}}]*\}} (\S+)$", text, re.M))
+
+
+def test_judge_calls_are_in_flight_together(vllm, minilm):
+    stack, url = vllm
+    seen: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.append(vllm_metric(url, "num_requests_running") + vllm_metric(url, "num_requests_waiting"))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    with service_for(url, stack, minilm, concurrency=16) as service:
+        watcher.start()
+        try:
+            reply = httpx.post(f"{service.url}/reward", json={"items": distinct_items(48)}, timeout=300)
+        finally:
+            done.set()
+            watcher.join()
+    assert reply.status_code == 200 and reply.json()["usage"]["judge_calls"] == 48
+    assert max(seen) > 1, "the judge never had more than one of our calls at once"
+
+
+def test_logprobs_report_p_yes(vllm, minilm):
+    stack, url = vllm
+    with service_for(url, stack, minilm, logprobs=True) as service:
+        reply = httpx.post(f"{service.url}/reward", json={"items": distinct_items(4)}, timeout=300)
+    for result in reply.json()["results"]:
+        p_yes = result["details"]["judge_p_yes"]
+        assert isinstance(p_yes, float) and 0.0 <= p_yes <= 1.0
+
+
+def test_judge_stopped_mid_run_is_reported_never_zero(vllm, minilm):
+    """Runs last in this module: it stops the shared judge."""
+    stack, url = vllm
+    with service_for(url, stack, minilm, concurrency=2, max_retries=1, timeout_s=10.0) as service:
+        replies: list[httpx.Response] = []
+        request = threading.Thread(
+            target=lambda: replies.append(
+                httpx.post(f"{service.url}/reward", json={"items": distinct_items(150)}, timeout=300)
+            )
+        )
+        answered_before = vllm_metric(url, "request_success_total")
+        request.start()
+        while vllm_metric(url, "request_success_total") < answered_before + 4:
+            time.sleep(0.05)  # some of our calls have been answered; most are still to come
+        stack.stop()
+        request.join()
+    reply = replies[0]
+    assert reply.status_code == 200, reply.text  # some calls succeeded, so the batch is not a whole failure
+    results = reply.json()["results"]
+    failed = [r for r in results if r["scores"]["accuracy_llm"] is None]
+    assert failed, "stopping the judge mid-run must leave unscored items"
+    for result in failed:
+        assert result["overall"] is None
+        assert result["errors"]["accuracy_llm"]["code"] in ("judge_unreachable", "judge_timeout", "judge_http_error")
+    for result in results:
+        if result["scores"]["accuracy_llm"] == 0.0:  # a zero is a real NO, never a failure in disguise
+            assert result["details"]["judge_verdict"] == "NO"
