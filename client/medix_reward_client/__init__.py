@@ -1,5 +1,7 @@
-"""Light client for medix-reward: the wire schema (and, with issue 5, the SDK). Needs no torch."""
+"""Light client for medix-reward: the SDK and the wire schema. Needs no torch and no fastapi."""
 
+from medix_reward_client._core import APIConnectionError, APIStatusError, APITimeoutError, RewardError
+from medix_reward_client.client import AsyncRewardClient, RewardClient
 from medix_reward_client.schema import (
     COMPONENTS,
     MODALITIES,
@@ -21,12 +23,18 @@ from medix_reward_client.schema import (
 __all__ = [
     "COMPONENTS",
     "MODALITIES",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncRewardClient",
     "ComponentError",
     "ComponentScores",
     "ErrorBody",
     "GroupStats",
     "ItemDetails",
     "ItemResult",
+    "RewardClient",
+    "RewardError",
     "RewardItem",
     "RewardOptions",
     "RewardRequest",

@@ -18,7 +18,16 @@ from medix_reward import __version__
 from medix_reward.embedder import EmbedderError, EmbeddingCache, Encoder, MicroBatcher, SentenceTransformerEncoder
 from medix_reward.judge import JudgeClient, judge_http_clients
 from medix_reward.pipeline import JudgeDown, Overloaded, RewardPipeline
+from medix_reward.protocols import (
+    OpenRLHFRequest,
+    OpenRLHFResponse,
+    SlimeRequest,
+    SlimeResponse,
+    openrlhf_response,
+    slime_response,
+)
 from medix_reward.settings import LimitsSettings, Settings
+from medix_reward_client.adapters._common import RewardUnavailable
 from medix_reward_client.schema import ErrorBody, RewardRequest, RewardResponse
 
 log = logging.getLogger(__name__)
@@ -139,6 +148,10 @@ def create_app(
             status, "judge_error", f"every judge call failed: {exc.error.message}", code=exc.error.code
         )
 
+    @app.exception_handler(RewardUnavailable)
+    async def _unscored(_: Request, exc: RewardUnavailable) -> JSONResponse:
+        return error_response(502, "unscored", str(exc), code="unscored")
+
     @app.exception_handler(EmbedderError)
     async def _embedder(_: Request, exc: EmbedderError) -> JSONResponse:
         return error_response(500, "embedder_error", str(exc), code="embedder_error")
@@ -152,11 +165,26 @@ def create_app(
         log.exception("unhandled error")
         return error_response(500, "internal_error", "internal error; see the service log", code="internal_error")
 
+    async def score_within_limits(request: Request, body: RewardRequest) -> RewardResponse:
+        check_limits(body, settings.limits)
+        return await request.app.state.pipeline.score(body)
+
     @app.post("/reward", response_model=RewardResponse, responses=_errors(422, 429, 500, 502, 504))
     async def reward(request: Request, body: RewardRequest) -> RewardResponse:
         """Score a batch of completions; one result per item, in order."""
-        check_limits(body, settings.limits)
-        return await request.app.state.pipeline.score(body)
+        return await score_within_limits(request, body)
+
+    @app.post("/openrlhf/get_reward", response_model=OpenRLHFResponse, responses=_errors(422, 429, 500, 502, 504))
+    async def openrlhf(request: Request, body: OpenRLHFRequest) -> OpenRLHFResponse:
+        """OpenRLHF's remote reward protocol (`--reward.remote_url http://HOST:PORT/openrlhf/get_reward`)."""
+        response = await score_within_limits(request, body.to_reward_request())
+        return openrlhf_response(response, settings.adapters.fallback)
+
+    @app.post("/slime/reward", response_model=SlimeResponse, responses=_errors(422, 429, 500, 502, 504))
+    async def slime(request: Request, body: SlimeRequest) -> SlimeResponse:
+        """slime's remote reward protocol (`--rm-type remote_rm --rm-url http://HOST:PORT/slime/reward`)."""
+        response = await score_within_limits(request, body.to_reward_request())
+        return slime_response(response, settings.adapters.fallback)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

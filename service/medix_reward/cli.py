@@ -1,4 +1,5 @@
-"""`medix-reward serve` (one uvicorn worker per process: the process holds a GPU model) and `openapi`."""
+"""`medix-reward`: serve (one uvicorn worker per process: it holds a GPU model), openapi, score (offline
+scoring; needs only the client), scripted-judge, judge (the local vLLM judge)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,22 @@ def _scripted_judge(args: argparse.Namespace) -> None:
         judge.stop()
 
 
+def _score(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from medix_reward_client.offline import score_file
+
+    summary = asyncio.run(
+        score_file(
+            Path(args.input), Path(args.output), url=args.url, chunk_size=args.chunk_size,
+            max_concurrency=args.concurrency,
+        )
+    )  # fmt: skip
+    print(summary.table())
+    if summary.failures:
+        sys.exit(1)
+
+
 def _judge(args: argparse.Namespace) -> None:
     from medix_reward.judge_stack import JudgeStack
 
@@ -83,6 +100,13 @@ def main(argv: list[str] | None = None) -> None:
     scripted.add_argument("--latency-ms", type=float, default=50.0, help="time each call takes")
     scripted.add_argument("--capacity", type=int, default=64, help="calls served in parallel; the rest queue")
     scripted.set_defaults(run=_scripted_judge)
+    score = commands.add_parser("score", help="score a JSONL file of items through a running service (resumable)")
+    score.add_argument("input", help="JSONL, one item per line")
+    score.add_argument("-o", "--output", required=True, help="JSONL results; lines already there are skipped")
+    score.add_argument("--url", default=None, help="the service; default $MEDIX_REWARD_URL or http://127.0.0.1:8080")
+    score.add_argument("--chunk-size", type=int, default=256)
+    score.add_argument("--concurrency", type=int, default=4, help="chunks in flight at once")
+    score.set_defaults(run=_score)
     from medix_reward.judge_stack import DEFAULT_HOME, MODELS
 
     judge = commands.add_parser("judge", help="the local vLLM judge on CPU: prepare, start or stop it")

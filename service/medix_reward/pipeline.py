@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from dataclasses import dataclass
 
@@ -21,12 +20,12 @@ from medix_reward.checks import (
 from medix_reward.embedder import EmbeddingCache, EmbedStats, cosine
 from medix_reward.judge import JudgeClient, JudgeError, JudgeStats, Verdict
 from medix_reward.settings import LimitsSettings, RewardSettings
+from medix_reward_client.groups import group_stats
 from medix_reward_client.schema import (
     COMPONENTS,
     Component,
     ComponentError,
     ComponentScores,
-    GroupStats,
     ItemDetails,
     ItemResult,
     RewardItem,
@@ -224,24 +223,3 @@ def _result(
         details=details,
         errors=errors,
     )
-
-
-def group_stats(results: list[ItemResult]) -> list[GroupStats]:
-    groups: dict[str | int, list[ItemResult]] = {}
-    for result in results:
-        if result.group_id is not None:
-            groups.setdefault(result.group_id, []).append(result)
-    stats = []
-    for group_id, members in groups.items():
-        scored = [m.overall for m in members if m.overall is not None]
-        stats.append(
-            GroupStats(
-                group_id=group_id,
-                size=len(members),
-                scored=len(scored),
-                mean=statistics.fmean(scored) if scored else None,
-                std=statistics.pstdev(scored) if scored else None,
-                uniform=len(set(scored)) <= 1,
-            )
-        )
-    return stats

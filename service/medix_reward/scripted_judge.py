@@ -57,6 +57,8 @@ class ScriptedJudge:
     reply_yes: str = "YES"
     reply_no: str = "NO"
     model: str = "scripted-judge"
+    # Answers the judge always fails on (a fault every time), for failures pinned to one item.
+    failing_answers: dict[str, Fault] = field(default_factory=dict)
     calls: list[JudgeCall] = field(default_factory=list)
     max_in_flight: int = 0
     _faults: deque[Fault] = field(default_factory=deque)
@@ -74,6 +76,7 @@ class ScriptedJudge:
     def reset(self) -> None:
         self.calls.clear()
         self._faults.clear()
+        self.failing_answers.clear()
         self.max_in_flight = 0
 
     async def _chat(self, request: Request) -> Response:
@@ -82,7 +85,7 @@ class ScriptedJudge:
         quoted = _QUOTED.findall(prompt)
         truth, answer = (["", "", *quoted])[-2:]  # the last two quotes: ground truth, then answer
         self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter(), body=body))
-        fault = self._faults.popleft() if self._faults else None
+        fault = self._faults.popleft() if self._faults else self.failing_answers.get(answer)
         async with self._slots:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)

@@ -86,6 +86,14 @@ class LimitsSettings(_Group):
     )
 
 
+class AdapterSettings(_Group):
+    fallback: float | None = Field(
+        default=None,
+        description="For /openrlhf and /slime, which need a float per sample: the value given to an item "
+        "that could not be scored (logged and counted). Unset: the call fails with 502 and the trainer retries.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIX_REWARD_", env_nested_delimiter="__", extra="forbid")
 
@@ -95,6 +103,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = EmbedderSettings()
     reward: RewardSettings = RewardSettings()
     limits: LimitsSettings = LimitsSettings()
+    adapters: AdapterSettings = AdapterSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

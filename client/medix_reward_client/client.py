@@ -1,0 +1,144 @@
+"""`RewardClient` and `AsyncRewardClient`: the same methods and arguments; only sending and sleeping differ."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from medix_reward_client._core import (
+    ClientConfig,
+    ItemLike,
+    after_attempt,
+    chunk_bodies,
+    merge,
+    new_request_id,
+    to_items,
+)
+from medix_reward_client.schema import RewardOptions, RewardResponse
+
+Options = RewardOptions | Mapping[str, Any] | None
+
+
+def _reply_fields(reply: httpx.Response) -> dict[str, Any]:
+    try:
+        body = reply.json()
+    except ValueError:
+        body = reply.text[:1000]
+    return {"status": reply.status_code, "body": body, "retry_after": reply.headers.get("retry-after")}
+
+
+class RewardClient:
+    """Scores batches against a medix-reward service. Large batches go out in chunks, concurrently.
+
+    base_url: default $MEDIX_REWARD_URL, else http://127.0.0.1:8080. api_key: default $MEDIX_REWARD_API_KEY.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 300.0,
+        max_retries: int = 3,
+        chunk_size: int = 1024,
+        max_concurrency: int = 4,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.config = ClientConfig.build(base_url, api_key, timeout, max_retries, chunk_size, max_concurrency)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(timeout=timeout, transport=transport)
+        self._sleep = time.sleep
+        self._url = f"{self.config.base_url}/reward"
+
+    def score(self, items: Iterable[ItemLike], options: Options = None) -> RewardResponse:
+        bodies = chunk_bodies(to_items(items), options, self.config.chunk_size)
+        if len(bodies) == 1:
+            return merge([self._send(bodies[0])])
+        with ThreadPoolExecutor(max_workers=self.config.max_concurrency) as pool:
+            return merge(list(pool.map(self._send, bodies)))
+
+    def _send(self, body: dict[str, Any]) -> RewardResponse:
+        request_id, attempt = new_request_id(), 0
+        while True:
+            try:
+                reply = self._http.post(self._url, json=body, headers=self.config.headers(request_id))
+            except httpx.TransportError as exc:
+                outcome = after_attempt(self.config, attempt, request_id, error=exc)
+            else:
+                outcome = after_attempt(self.config, attempt, request_id, **_reply_fields(reply))
+            if isinstance(outcome, RewardResponse):
+                return outcome
+            self._sleep(outcome)
+            attempt += 1
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> RewardClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncRewardClient:
+    """The async twin of `RewardClient`: the same arguments, `await client.score(items)`."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 300.0,
+        max_retries: int = 3,
+        chunk_size: int = 1024,
+        max_concurrency: int = 4,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.config = ClientConfig.build(base_url, api_key, timeout, max_retries, chunk_size, max_concurrency)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._sleep = asyncio.sleep
+        self._url = f"{self.config.base_url}/reward"
+
+    async def score(self, items: Iterable[ItemLike], options: Options = None) -> RewardResponse:
+        bodies = chunk_bodies(to_items(items), options, self.config.chunk_size)
+        slots = asyncio.Semaphore(self.config.max_concurrency)
+
+        async def bounded(body: dict[str, Any]) -> RewardResponse:
+            async with slots:
+                return await self._send(body)
+
+        return merge(await asyncio.gather(*(bounded(body) for body in bodies)))
+
+    async def _send(self, body: dict[str, Any]) -> RewardResponse:
+        request_id, attempt = new_request_id(), 0
+        while True:
+            try:
+                reply = await self._http.post(self._url, json=body, headers=self.config.headers(request_id))
+            except httpx.TransportError as exc:
+                outcome = after_attempt(self.config, attempt, request_id, error=exc)
+            else:
+                outcome = after_attempt(self.config, attempt, request_id, **_reply_fields(reply))
+            if isinstance(outcome, RewardResponse):
+                return outcome
+            await self._sleep(outcome)
+            attempt += 1
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncRewardClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

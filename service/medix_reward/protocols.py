@@ -1,0 +1,77 @@
+"""Other trainers' reward-server protocols, served by translation to and from `/reward`.
+
+- OpenRLHF (`--reward.remote_url` / `--remote_rm_url`): POST {"query": [...], "prompts": [...],
+  "labels": [...]}, where each query is prompt + response decoded together; answer {"rewards",
+  "scores", "extra_logs"}. OpenRLHF sends one sample per call, many calls at once: the pipeline's
+  micro-batcher and judge pool batch across calls.
+- slime (`--rm-type remote_rm --rm-url`): POST {"prompt", "response", "label"}; answer a dict whose
+  `reward` key (`--reward-key reward`) is the composite, beside each component.
+
+Both need a float for every sample: an item that could not be scored fails the call (502, so the
+trainer's retry applies), unless `adapters.fallback` is set, which is then logged and counted.
+These shapes are the trainers', so unknown fields are ignored rather than refused.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from medix_reward_client.adapters._common import float_scores
+from medix_reward_client.schema import COMPONENTS, RewardItem, RewardRequest, RewardResponse
+
+
+class _Foreign(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class OpenRLHFRequest(_Foreign):
+    query: list[str] = Field(min_length=1, description="prompt + response, decoded together")
+    prompts: list[str] | None = Field(default=None, description="the prompts, to strip from each query")
+    labels: list[str] = Field(description="ground truths, MediX form '<TAG> answer'")
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> OpenRLHFRequest:
+        if len(self.labels) != len(self.query) or (self.prompts is not None and len(self.prompts) != len(self.query)):
+            raise ValueError("query, prompts and labels must have the same length")
+        return self
+
+    def to_reward_request(self) -> RewardRequest:
+        prompts = self.prompts or [""] * len(self.query)
+        return RewardRequest(
+            items=[
+                RewardItem(response=query.removeprefix(prompt), ground_truth=label)
+                for query, prompt, label in zip(self.query, prompts, self.labels, strict=True)
+            ]
+        )
+
+
+class OpenRLHFResponse(BaseModel):
+    rewards: list[float]
+    scores: list[float]
+    extra_logs: dict[str, list[float]]
+
+
+def openrlhf_response(response: RewardResponse, fallback: float | None) -> OpenRLHFResponse:
+    values = [float_scores(result, fallback) for result in response.results]
+    overall = [v["overall"] for v in values]
+    logs = {name: [v.get(name, 0.0) for v in values] for name in COMPONENTS if all(name in v for v in values)}
+    return OpenRLHFResponse(rewards=overall, scores=overall, extra_logs=logs)
+
+
+class SlimeRequest(_Foreign):
+    prompt: str | list[dict[str, object]] | None = None
+    response: str
+    label: str = Field(description="the ground truth, MediX form '<TAG> answer'")
+
+    def to_reward_request(self) -> RewardRequest:
+        return RewardRequest(items=[RewardItem(response=self.response, ground_truth=self.label)])
+
+
+class SlimeResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    reward: float
+
+
+def slime_response(response: RewardResponse, fallback: float | None) -> SlimeResponse:
+    values = float_scores(response.results[0], fallback)
+    return SlimeResponse(reward=values.pop("overall"), **values)
