@@ -157,6 +157,10 @@ class RewardResponse(_Response):
     results: list[ItemResult]
     groups: list[GroupStats] = Field(default_factory=list)
     usage: Usage
+    version: str | None = Field(default=None, description="The service's version.")
+    config_hash: str | None = Field(
+        default=None, description="Fingerprint of the judge, embedder and reward settings: log it with the run."
+    )
 
 
 class ErrorDetail(_Response):

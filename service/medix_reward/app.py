@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medix_reward import __version__
 from medix_reward.embedder import EmbedderError, EmbeddingCache, Encoder, MicroBatcher, SentenceTransformerEncoder
-from medix_reward.judge import JudgeClient, judge_http_clients
+from medix_reward.judge import PROMPT_VERSION, JudgeClient, judge_http_clients
+from medix_reward.metrics import Metrics
+from medix_reward.observability import BodySizeLimit, BodyTooLarge, RequestContext
 from medix_reward.pipeline import JudgeDown, Overloaded, RewardPipeline
 from medix_reward.protocols import (
     OpenRLHFRequest,
@@ -26,13 +31,21 @@ from medix_reward.protocols import (
     openrlhf_response,
     slime_response,
 )
-from medix_reward.settings import LimitsSettings, Settings
+from medix_reward.settings import LimitsSettings, Settings, config_hash, public_config
 from medix_reward_client.adapters._common import RewardUnavailable
 from medix_reward_client.schema import ErrorBody, RewardRequest, RewardResponse
 
 log = logging.getLogger(__name__)
 
 _MAX_MESSAGE_CHARS = 500
+
+
+class ClientGone(Exception):
+    """The caller disconnected; its work was cancelled."""
+
+
+class Unauthorized(Exception):
+    pass
 
 
 class InvalidField(Exception):
@@ -71,8 +84,25 @@ def check_limits(request: RewardRequest, limits: LimitsSettings) -> None:
                 raise InvalidField(f"items[{i}].{name}", f"longer than {limits.max_truth_chars} characters", "too_long")
 
 
+_bearer = HTTPBearer(auto_error=False, description="One of MEDIX_REWARD_AUTH__KEYS, when keys are set")
+
+
+async def require_key(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    keys = request.app.state.settings.auth.keys
+    if not keys:
+        return
+    given = (credentials.credentials if credentials else "").encode()
+    # Compare with every key, in constant time, so timing says nothing about which or how much matched.
+    matches = [hmac.compare_digest(given, key.get_secret_value().encode()) for key in keys]
+    if not any(matches):
+        raise Unauthorized()
+
+
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
+        401: "Missing or wrong bearer token",
         413: "Request body too large",
         422: "Invalid request: `error.param` names the field",
         429: "Overloaded: retry after `Retry-After` seconds",
@@ -92,12 +122,24 @@ def create_app(
 ) -> FastAPI:
     """Build the service. Tests inject a fake encoder or judge transport; production loads both from settings."""
     settings = settings or Settings()
+    metrics = Metrics()
+    fingerprint = config_hash(settings)
+
+    def observe_batch(size: int, waits: list[float], inference_s: float) -> None:
+        metrics.embed_batch_size.observe(size)
+        metrics.embed_inference_seconds.observe(inference_s)
+        for wait in waits:
+            metrics.embed_queue_seconds.observe(wait)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.auth.keys and settings.host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("listening on %s with no API keys: anyone who reaches it can use it", settings.host)
         model = encoder or await asyncio.to_thread(SentenceTransformerEncoder, settings.embedder)
         await asyncio.to_thread(model.encode, ["warm-up"])
-        batcher = MicroBatcher(model, settings.embedder.max_batch_size, settings.embedder.max_wait_ms / 1000)
+        batcher = MicroBatcher(
+            model, settings.embedder.max_batch_size, settings.embedder.max_wait_ms / 1000, observe_batch
+        )
         batcher.start()
         http = judge_http_clients(settings.judge, judge_transport)
         try:
@@ -108,10 +150,12 @@ def create_app(
                 settings.limits,
                 app.state.judge,
                 EmbeddingCache(batcher, settings.embedder.cache_size),
+                metrics,
             )
             log.info("medix-reward %s ready on embedder %s", __version__, settings.embedder.model)
             yield
         finally:
+            # uvicorn has stopped accepting and finished in-flight requests before this runs.
             await batcher.stop()
             await asyncio.gather(*(client.aclose() for client in http))
 
@@ -122,6 +166,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
+    app.add_middleware(BodySizeLimit, limit=settings.limits.max_body_bytes)
+    app.add_middleware(RequestContext, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -136,6 +183,21 @@ def create_app(
     @app.exception_handler(InvalidField)
     async def _invalid_field(_: Request, exc: InvalidField) -> JSONResponse:
         return error_response(422, "invalid_request", f"{exc.param}: {exc.message}", param=exc.param, code=exc.code)
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
+        return error_response(
+            401, "unauthorized", "missing or wrong bearer token", code="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return error_response(413, "too_large", str(exc), code="body_too_large")
+
+    @app.exception_handler(ClientGone)
+    async def _gone(_: Request, exc: ClientGone) -> JSONResponse:
+        return error_response(499, "cancelled", "the client disconnected", code="client_disconnected")
 
     @app.exception_handler(Overloaded)
     async def _overloaded(_: Request, exc: Overloaded) -> JSONResponse:
@@ -167,23 +229,37 @@ def create_app(
 
     async def score_within_limits(request: Request, body: RewardRequest) -> RewardResponse:
         check_limits(body, settings.limits)
-        return await request.app.state.pipeline.score(body)
+        work = asyncio.ensure_future(request.app.state.pipeline.score(body))
+        gone = asyncio.ensure_future(_disconnected(request))
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():  # nobody is waiting for these rewards any more: stop the judge calls
+            work.cancel()
+            metrics.cancelled.inc()
+            raise ClientGone()
+        gone.cancel()
+        response = work.result()
+        response.version, response.config_hash = __version__, fingerprint
+        return response
 
-    @app.post("/reward", response_model=RewardResponse, responses=_errors(422, 429, 500, 502, 504))
+    scoring = {"dependencies": [Depends(require_key)], "responses": _errors(401, 413, 422, 429, 500, 502, 504)}
+
+    @app.post("/reward", response_model=RewardResponse, **scoring)
     async def reward(request: Request, body: RewardRequest) -> RewardResponse:
         """Score a batch of completions; one result per item, in order."""
         return await score_within_limits(request, body)
 
-    @app.post("/openrlhf/get_reward", response_model=OpenRLHFResponse, responses=_errors(422, 429, 500, 502, 504))
+    @app.post("/openrlhf/get_reward", response_model=OpenRLHFResponse, **scoring)
     async def openrlhf(request: Request, body: OpenRLHFRequest) -> OpenRLHFResponse:
         """OpenRLHF's remote reward protocol (`--reward.remote_url http://HOST:PORT/openrlhf/get_reward`)."""
         response = await score_within_limits(request, body.to_reward_request())
+        _count_fallbacks(metrics, "openrlhf", response, settings)
         return openrlhf_response(response, settings.adapters.fallback)
 
-    @app.post("/slime/reward", response_model=SlimeResponse, responses=_errors(422, 429, 500, 502, 504))
+    @app.post("/slime/reward", response_model=SlimeResponse, **scoring)
     async def slime(request: Request, body: SlimeRequest) -> SlimeResponse:
         """slime's remote reward protocol (`--rm-type remote_rm --rm-url http://HOST:PORT/slime/reward`)."""
         response = await score_within_limits(request, body.to_reward_request())
+        _count_fallbacks(metrics, "slime", response, settings)
         return slime_response(response, settings.adapters.fallback)
 
     @app.get("/health")
@@ -202,4 +278,30 @@ def create_app(
         reason = "embedder not running" if not batcher_alive else "no judge replica answers"
         return error_response(503, "not_ready", reason, code="not_ready")
 
+    @app.get("/metrics", response_class=Response)
+    async def prometheus_metrics(request: Request) -> Response:
+        """Prometheus exposition of the service's metrics."""
+        if hasattr(request.app.state, "batcher"):
+            metrics.embed_queue_depth.set(request.app.state.batcher.queued)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/config", dependencies=[Depends(require_key)], responses=_errors(401))
+    async def config() -> dict[str, Any]:
+        """The effective configuration (secrets redacted) and its hash, as carried by every /reward response."""
+        return {"version": __version__, "config_hash": fingerprint, "prompt_version": PROMPT_VERSION,
+                "settings": public_config(settings)}  # fmt: skip
+
     return app
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away (the body has been read, so the next message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _count_fallbacks(metrics: Metrics, route: str, response: RewardResponse, settings: Settings) -> None:
+    if settings.adapters.fallback is not None:
+        unscored = sum(result.overall is None for result in response.results)
+        if unscored:
+            metrics.fallbacks.labels(route).inc(unscored)

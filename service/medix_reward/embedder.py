@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -66,11 +67,17 @@ class SentenceTransformerEncoder:
 class _Pending:
     text: str
     future: asyncio.Future[np.ndarray]
+    queued_at: float
+
+
+# Told of every micro-batch: its size, each text's wait in the queue, and the encoder's time (seconds).
+BatchObserver = Callable[[int, list[float], float], None]
 
 
 class MicroBatcher:
-    def __init__(self, encoder: Encoder, max_batch_size: int, max_wait_s: float):
+    def __init__(self, encoder: Encoder, max_batch_size: int, max_wait_s: float, observe: BatchObserver | None = None):
         self._encoder = encoder
+        self._observe = observe
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -104,7 +111,8 @@ class MicroBatcher:
         if not self.alive:
             raise EmbedderError("the embedder is not running")
         loop = asyncio.get_running_loop()
-        pending = [_Pending(text, loop.create_future()) for text in texts]
+        now = loop.time()
+        pending = [_Pending(text, loop.create_future(), now) for text in texts]
         for item in pending:
             self._queue.put_nowait(item)
         return list(await asyncio.gather(*(item.future for item in pending)))
@@ -134,6 +142,7 @@ class MicroBatcher:
             if not batch:
                 continue
             self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
+            started = loop.time()
             try:
                 vectors = await loop.run_in_executor(self._worker, self._encoder.encode, [p.text for p in batch])
                 if len(vectors) != len(batch):
@@ -145,6 +154,8 @@ class MicroBatcher:
                     if not item.future.done():
                         item.future.set_exception(error)
                 continue
+            if self._observe is not None:
+                self._observe(len(batch), [started - p.queued_at for p in batch], loop.time() - started)
             for item, vector in zip(batch, vectors, strict=True):
                 if not item.future.done():
                     item.future.set_result(vector)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -85,6 +85,8 @@ class Verdict:
 class JudgeStats:
     calls: int = 0
     cache_hits: int = 0
+    retries: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # per attempt: "ok" or an error code
 
 
 class _LRU:
@@ -200,6 +202,7 @@ class JudgeClient:
             retry_after: float | None = None
             async with self._slots:
                 stats.calls += 1
+                stats.retries += attempt > 0
                 http = self._http[self._next_client]
                 self._next_client = (self._next_client + 1) % len(self._http)
                 try:
@@ -210,11 +213,19 @@ class JudgeClient:
                     error = JudgeError("judge_unreachable", f"cannot reach the judge ({type(exc).__name__})")
                 else:
                     if reply.status_code == 200:
-                        return _parse_reply(reply)
+                        try:
+                            verdict = _parse_reply(reply)
+                        except JudgeError as bad:
+                            stats.outcomes[bad.code] += 1
+                            raise
+                        stats.outcomes["ok"] += 1
+                        return verdict
                     error = JudgeError("judge_http_error", f"judge answered HTTP {reply.status_code}")
                     if reply.status_code not in _RETRYABLE_STATUS:
+                        stats.outcomes[error.code] += 1
                         raise error
                     retry_after = _retry_after_seconds(reply.headers.get("retry-after"))
+                stats.outcomes[error.code] += 1
             if attempt < self.settings.max_retries:
                 await self._sleep(self._backoff(attempt, retry_after))
         raise error

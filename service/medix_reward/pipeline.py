@@ -19,6 +19,7 @@ from medix_reward.checks import (
 )
 from medix_reward.embedder import EmbeddingCache, EmbedStats, cosine
 from medix_reward.judge import JudgeClient, JudgeError, JudgeStats, Verdict
+from medix_reward.metrics import Metrics
 from medix_reward.settings import LimitsSettings, RewardSettings
 from medix_reward_client.groups import group_stats
 from medix_reward_client.schema import (
@@ -97,22 +98,47 @@ Pair = tuple[str, str]  # (predicted answer, true answer)
 
 
 class RewardPipeline:
-    def __init__(self, reward: RewardSettings, limits: LimitsSettings, judge: JudgeClient, embeddings: EmbeddingCache):
+    def __init__(
+        self,
+        reward: RewardSettings,
+        limits: LimitsSettings,
+        judge: JudgeClient,
+        embeddings: EmbeddingCache,
+        metrics: Metrics | None = None,
+    ):
         self.reward = reward
         self.limits = limits
         self.judge = judge
         self.embeddings = embeddings
+        self.metrics = metrics
         self.inflight_items = 0
+        self.inflight_requests = 0
 
     async def score(self, request: RewardRequest) -> RewardResponse:
+        """Admission first: refuse at once (429) rather than let work pile up."""
         n = len(request.items)
+        if self.inflight_requests >= self.limits.max_concurrent_requests:
+            raise Overloaded(
+                f"{self.inflight_requests} requests in flight; limit {self.limits.max_concurrent_requests}"
+            )
         if self.inflight_items + n > self.limits.max_inflight_items:
             raise Overloaded(f"{self.inflight_items} items in flight; limit {self.limits.max_inflight_items}")
         self.inflight_items += n
+        self.inflight_requests += 1
+        self._gauge()
         try:
-            return await self._score(request)
+            response = await self._score(request)
         finally:
             self.inflight_items -= n
+            self.inflight_requests -= 1
+            self._gauge()
+        if self.metrics is not None:
+            _record(self.metrics, response)
+        return response
+
+    def _gauge(self) -> None:
+        if self.metrics is not None:
+            self.metrics.inflight_items.set(self.inflight_items)
 
     async def _score(self, request: RewardRequest) -> RewardResponse:
         started = time.perf_counter()
@@ -124,9 +150,13 @@ class RewardPipeline:
         judge_pairs = needs_model if "accuracy_llm" in reward.components else set()
         embed_pairs = needs_model if "accuracy_embed" in reward.components else set()
         judge_stats, embed_stats = JudgeStats(), EmbedStats()
-        (verdicts, judge_s), (vectors, embed_s) = await asyncio.gather(
-            self._judge_all(judge_pairs, judge_stats), self._embed_all(embed_pairs, embed_stats)
-        )
+        try:
+            (verdicts, judge_s), (vectors, embed_s) = await asyncio.gather(
+                self._judge_all(judge_pairs, judge_stats), self._embed_all(embed_pairs, embed_stats)
+            )
+        finally:
+            if self.metrics is not None:
+                _record_calls(self.metrics, judge_stats, embed_stats)
         if judge_pairs and all(isinstance(v, JudgeError) for v in verdicts.values()):
             raise JudgeDown(next(iter(verdicts.values())))  # type: ignore[arg-type]
 
@@ -223,3 +253,26 @@ def _result(
         details=details,
         errors=errors,
     )
+
+
+def _record_calls(metrics: Metrics, judge: JudgeStats, embed: EmbedStats) -> None:
+    for outcome, count in judge.outcomes.items():
+        metrics.judge_calls.labels(outcome).inc(count)
+    metrics.judge_retries.inc(judge.retries)
+    metrics.judge_cache.labels("hit").inc(judge.cache_hits)
+    metrics.judge_cache.labels("miss").inc(judge.calls - judge.retries)
+    metrics.embed_cache.labels("hit").inc(embed.cache_hits)
+    metrics.embed_cache.labels("miss").inc(embed.encoded)
+
+
+def _record(metrics: Metrics, response: RewardResponse) -> None:
+    seconds = response.usage.seconds
+    for stage, value in (("checks", seconds.checks_s), ("judge", seconds.judge_s), ("embed", seconds.embed_s)):
+        metrics.stage_seconds.labels(stage).observe(value)
+    metrics.items.inc(len(response.results))
+    for result in response.results:
+        for name, value in result.scores.model_dump().items():
+            if value is not None:
+                metrics.component_score.labels(name).observe(value)
+        for name, error in result.errors.items():
+            metrics.unscored.labels(name, error.code).inc()

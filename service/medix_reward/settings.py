@@ -7,6 +7,8 @@ An impossible configuration is refused when the settings are built, not on the f
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -84,6 +86,8 @@ class LimitsSettings(_Group):
     max_inflight_items: int = Field(
         default=65_536, ge=1, description="Items being scored across all requests; beyond it, 429."
     )
+    max_concurrent_requests: int = Field(default=256, ge=1, description="Requests being scored; beyond it, 429.")
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1, description="Request body size; beyond it, 413.")
 
 
 class AdapterSettings(_Group):
@@ -91,6 +95,12 @@ class AdapterSettings(_Group):
         default=None,
         description="For /openrlhf and /slime, which need a float per sample: the value given to an item "
         "that could not be scored (logged and counted). Unset: the call fails with 502 and the trainer retries.",
+    )
+
+
+class AuthSettings(_Group):
+    keys: list[SecretStr] = Field(
+        default=[], description="Bearer tokens accepted on the scoring routes and /config; none: no auth."
     )
 
 
@@ -104,6 +114,7 @@ class Settings(BaseSettings):
     reward: RewardSettings = RewardSettings()
     limits: LimitsSettings = LimitsSettings()
     adapters: AdapterSettings = AdapterSettings()
+    auth: AuthSettings = AuthSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -112,3 +123,23 @@ class Settings(BaseSettings):
         if self.judge.backoff_max_s < self.judge.backoff_base_s:
             raise ValueError("judge.backoff_max_s must be at least judge.backoff_base_s")
         return self
+
+
+def public_config(settings: Settings) -> dict[str, object]:
+    """The settings as JSON, secrets redacted (pydantic renders SecretStr as '**********')."""
+    return settings.model_dump(mode="json")
+
+
+def config_hash(settings: Settings) -> str:
+    """A fingerprint of everything that decides a score: the judge, the embedder and the reward."""
+    from medix_reward import __version__
+    from medix_reward.judge import PROMPT_VERSION
+
+    decisive = {
+        "version": __version__,
+        "prompt_version": PROMPT_VERSION,
+        "judge": settings.judge.model_dump(mode="json", include={"model", "max_tokens", "chat_template_kwargs"}),
+        "embedder": settings.embedder.model,
+        "reward": settings.reward.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
