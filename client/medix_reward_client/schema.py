@@ -6,9 +6,9 @@ parses allows them, so an older client keeps working against a newer server.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 Component = Literal["format", "modality", "accuracy_llm", "accuracy_embed"]
 COMPONENTS: tuple[Component, ...] = ("format", "modality", "accuracy_llm", "accuracy_embed")
@@ -21,10 +21,12 @@ MODALITIES: tuple[str, ...] = (
 )  # fmt: skip
 
 Shortcut = Literal["exact_match", "invalid_answer"]
+# A string that may be left out but not sent as null (the spec says so, and the server refuses null).
+OmittableStr = Annotated[str | None, WithJsonSchema({"type": "string"})]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no `false` for a number, no "1" for an int
 
 
 class _Response(BaseModel):
@@ -34,12 +36,25 @@ class _Response(BaseModel):
 class RewardItem(_Request):
     """One completion to score, with its ground truth in MediX form or as answer + modality."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            # The validator below, said in the schema: `ground_truth`, or `answer` (with optional `modality`).
+            "oneOf": [
+                {
+                    "required": ["ground_truth"],
+                    "not": {"anyOf": [{"required": ["answer"]}, {"required": ["modality"]}]},
+                },
+                {"required": ["answer"], "not": {"required": ["ground_truth"]}},
+            ]
+        }
+    )
+
     response: str = Field(description="The completion text, e.g. '<X_RAY> <thinking>…</thinking> <answer>…</answer>'.")
-    ground_truth: str | None = Field(
+    ground_truth: OmittableStr = Field(
         default=None, description="MediX form '<TAG> answer'. Give this, or `answer` (and `modality`)."
     )
-    answer: str | None = Field(default=None, description="The true answer, when not given as `ground_truth`.")
-    modality: str | None = Field(
+    answer: OmittableStr = Field(default=None, description="The true answer, when not given as `ground_truth`.")
+    modality: OmittableStr = Field(
         default=None, description="The true modality tag with `answer`, e.g. 'X_RAY' or '<X_RAY>'."
     )
     id: str | int | None = Field(default=None, description="Echoed back in the result.")
@@ -50,6 +65,9 @@ class RewardItem(_Request):
 
     @model_validator(mode="after")
     def _one_ground_truth_form(self) -> RewardItem:
+        for name in ("ground_truth", "answer", "modality"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"`{name}` may be left out, but not null")
         if (self.ground_truth is None) == (self.answer is None):
             raise ValueError("give exactly one of `ground_truth` or `answer`")
         if self.modality is not None and self.ground_truth is not None:
@@ -81,7 +99,7 @@ class RewardOptions(_Request):
     weights: WeightsOverride | None = None
     embed_threshold: float | None = Field(default=None, ge=-1, le=1)
     components: list[Component] | None = Field(
-        default=None, description="Components to compute; the others are null and weigh nothing."
+        default=None, min_length=1, description="Components to compute; the others are null and weigh nothing."
     )
 
 

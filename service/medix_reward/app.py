@@ -18,10 +18,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medix_reward import __version__
+from medix_reward.checks import split_ground_truth
 from medix_reward.embedder import EmbedderError, EmbeddingCache, Encoder, MicroBatcher, SentenceTransformerEncoder
 from medix_reward.judge import PROMPT_VERSION, JudgeClient, judge_http_clients
 from medix_reward.metrics import Metrics
-from medix_reward.observability import BodySizeLimit, BodyTooLarge, RequestContext
+from medix_reward.observability import BodySizeLimit, RequestContext
 from medix_reward.pipeline import JudgeDown, Overloaded, RewardPipeline
 from medix_reward.protocols import (
     OpenRLHFRequest,
@@ -67,7 +68,7 @@ def _param(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc[1:] if loc and loc[0] == "body" else loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+    return out or "body"
 
 
 def check_limits(request: RewardRequest, limits: LimitsSettings) -> None:
@@ -102,6 +103,7 @@ async def require_key(
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
+        400: "The body is not valid JSON",
         401: "Missing or wrong bearer token",
         413: "Request body too large",
         422: "Invalid request: `error.param` names the field",
@@ -191,10 +193,6 @@ def create_app(
             headers={"WWW-Authenticate": "Bearer"},
         )  # fmt: skip
 
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
-        return error_response(413, "too_large", str(exc), code="body_too_large")
-
     @app.exception_handler(ClientGone)
     async def _gone(_: Request, exc: ClientGone) -> JSONResponse:
         return error_response(499, "cancelled", "the client disconnected", code="client_disconnected")
@@ -241,24 +239,34 @@ def create_app(
         response.version, response.config_hash = __version__, fingerprint
         return response
 
-    scoring = {"dependencies": [Depends(require_key)], "responses": _errors(401, 413, 422, 429, 500, 502, 504)}
+    scoring = {"dependencies": [Depends(require_key)], "responses": _errors(400, 401, 413, 422, 429, 500, 502, 504)}
 
     @app.post("/reward", response_model=RewardResponse, **scoring)
     async def reward(request: Request, body: RewardRequest) -> RewardResponse:
         """Score a batch of completions; one result per item, in order."""
         return await score_within_limits(request, body)
 
+    def tagged_labels(body: OpenRLHFRequest | SlimeRequest) -> RewardRequest:
+        """These protocols need a float per sample, so a label that cannot give one is the caller's error."""
+        reward_request = body.to_reward_request()
+        if "modality" in settings.reward.components:
+            for i, item in enumerate(reward_request.items):
+                if split_ground_truth(item.ground_truth or "")[0] is None:
+                    message = "has no '<TAG>' for the modality component (or disable the component)"
+                    raise InvalidField(body.label_field(i), message, "no_true_modality")
+        return reward_request
+
     @app.post("/openrlhf/get_reward", response_model=OpenRLHFResponse, **scoring)
     async def openrlhf(request: Request, body: OpenRLHFRequest) -> OpenRLHFResponse:
         """OpenRLHF's remote reward protocol (`--reward.remote_url http://HOST:PORT/openrlhf/get_reward`)."""
-        response = await score_within_limits(request, body.to_reward_request())
+        response = await score_within_limits(request, tagged_labels(body))
         _count_fallbacks(metrics, "openrlhf", response, settings)
         return openrlhf_response(response, settings.adapters.fallback)
 
     @app.post("/slime/reward", response_model=SlimeResponse, **scoring)
     async def slime(request: Request, body: SlimeRequest) -> SlimeResponse:
         """slime's remote reward protocol (`--rm-type remote_rm --rm-url http://HOST:PORT/slime/reward`)."""
-        response = await score_within_limits(request, body.to_reward_request())
+        response = await score_within_limits(request, tagged_labels(body))
         _count_fallbacks(metrics, "slime", response, settings)
         return slime_response(response, settings.adapters.fallback)
 

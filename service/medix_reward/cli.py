@@ -4,7 +4,6 @@ scoring; needs only the client), scripted-judge, judge (the local vLLM judge).""
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -13,14 +12,15 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from medix_reward.app import create_app
+    from medix_reward.observability import configure_logging
     from medix_reward.settings import Settings
 
     settings = Settings()
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per judge call is noise
-    uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_level="info")
+    configure_logging()
+    settings.host = host  # the app warns when it is reachable from outside without API keys
+    uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_config=None, timeout_graceful_shutdown=30)
 
 
 def openapi_yaml() -> str:

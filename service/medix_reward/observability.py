@@ -104,17 +104,25 @@ class BodySizeLimit:
             await _send_413(send, self.limit)
             return
         received = 0
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > self.limit and not refused:
+                    # Answer 413 now; whatever the app makes of the aborted read is dropped below.
+                    refused = True
+                    await _send_413(send, self.limit)
                     raise BodyTooLarge(self.limit)
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def send_unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counting_receive, send_unless_refused)
 
 
 async def _send_413(send: Send, limit: int) -> None:

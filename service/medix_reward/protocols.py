@@ -35,6 +35,9 @@ class OpenRLHFRequest(_Foreign):
             raise ValueError("query, prompts and labels must have the same length")
         return self
 
+    def label_field(self, index: int) -> str:
+        return f"labels[{index}]"
+
     def to_reward_request(self) -> RewardRequest:
         prompts = self.prompts or [""] * len(self.query)
         return RewardRequest(
@@ -62,6 +65,9 @@ class SlimeRequest(_Foreign):
     prompt: str | list[dict[str, object]] | None = None
     response: str
     label: str = Field(description="the ground truth, MediX form '<TAG> answer'")
+
+    def label_field(self, index: int) -> str:
+        return "label"
 
     def to_reward_request(self) -> RewardRequest:
         return RewardRequest(items=[RewardItem(response=self.response, ground_truth=self.label)])

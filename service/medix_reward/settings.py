@@ -67,7 +67,7 @@ class RewardSettings(_Group):
     answer_tag: str = "answer"
     weights: Weights = Weights()
     embed_threshold: float = Field(default=0.8, ge=-1, le=1, description="0.8 is calibrated for MedEmbed.")
-    components: list[Component] = Field(default=list(COMPONENTS))
+    components: list[Component] = Field(default=list(COMPONENTS), min_length=1)
 
     @model_validator(mode="after")
     def _tags(self) -> RewardSettings:
