@@ -242,6 +242,6 @@ def test_512_items_with_a_50ms_judge_overlap_their_calls(minilm):
             elapsed = time.perf_counter() - started
     unique = len({(f"Finding {i % 5}", f"Mass {i // 8}") for i in range(512)})
     assert body["usage"]["judge_calls"] == unique == len(judge.calls)
-    assert judge.max_in_flight == settings.judge.concurrency  # calls overlap up to the configured bound
+    assert 1 < judge.max_in_flight <= settings.judge.concurrency  # calls overlap, within the configured bound
     print(f"512 items, {unique} judge calls of 50 ms: {elapsed:.2f} s (serial judge time {unique * 0.05:.1f} s)")
     print("stage seconds:", body["usage"]["seconds"])

@@ -75,8 +75,10 @@ class RewardItem(_Request):
         return self
 
 
-class Weights(_Request):
+class Weights(BaseModel):
     """overall = content·(accuracy_llm·J + accuracy_embed·E + modality·M) + format·F."""
+
+    model_config = ConfigDict(extra="forbid")  # not strict: the service reads it from environment strings
 
     content: float = Field(default=0.9, ge=0)
     format: float = Field(default=0.1, ge=0)
