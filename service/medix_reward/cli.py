@@ -70,6 +70,15 @@ def _score(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def _soak(args: argparse.Namespace) -> None:
+    from medix_reward.bench.soak import run_soak
+
+    report = run_soak(seconds=args.seconds, clients=args.clients, batch_size=args.batch_size)
+    print(report.table())
+    if report.errors:
+        sys.exit(1)
+
+
 def _judge(args: argparse.Namespace) -> None:
     from medix_reward.judge_stack import JudgeStack
 
@@ -107,6 +116,11 @@ def main(argv: list[str] | None = None) -> None:
     score.add_argument("--chunk-size", type=int, default=256)
     score.add_argument("--concurrency", type=int, default=4, help="chunks in flight at once")
     score.set_defaults(run=_score)
+    soak = commands.add_parser("soak", help="a bounded soak on loopback: throughput, errors, latency, memory")
+    soak.add_argument("--seconds", type=float, default=60.0)
+    soak.add_argument("--clients", type=int, default=32)
+    soak.add_argument("--batch-size", type=int, default=16)
+    soak.set_defaults(run=_soak)
     from medix_reward.judge_stack import DEFAULT_HOME, MODELS
 
     judge = commands.add_parser("judge", help="the local vLLM judge on CPU: prepare, start or stop it")

