@@ -5,14 +5,14 @@ PORT ?= 8080
 JUDGE_URL ?= http://127.0.0.1:8000/v1
 BIN := $(VENV)/bin
 
-.PHONY: install judge test test-fast run serve openapi
+.PHONY: install judge test test-fast run serve openapi bench
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[server,test]'
+	$(BIN)/pip install -q -e '.[server,test,bench]'
 	touch $@
 
 # The local vLLM judge's venv and model (idempotent: a second run does nothing).
@@ -39,3 +39,7 @@ serve: install
 
 openapi: install
 	$(BIN)/medix-reward openapi -o openapi.yaml
+
+# The benchmark of issue 7: table on stdout, JSON and plot into docs/.
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/medix-reward bench --json docs/benchmarks.json --plot docs/benchmarks.png

@@ -5,16 +5,12 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
+from medix_reward.bench.live import LiveServer  # noqa: F401  (the tests' server, shared with the benchmark)
 from medix_reward.embedder import SentenceTransformerEncoder
 from medix_reward.scripted_judge import ScriptedJudge
 from medix_reward.settings import EmbedderSettings, JudgeSettings, Settings
@@ -58,31 +54,6 @@ def make_settings(judge_urls: list[str], **judge: object) -> Settings:
     judge_settings = {"base_urls": judge_urls, "model": "scripted-judge", "backoff_base_s": 0.001,
                       "backoff_max_s": 0.01, "timeout_s": 5.0, **judge}  # fmt: skip
     return Settings(judge=JudgeSettings(**judge_settings), embedder=EmbedderSettings(model=MINILM))
-
-
-class LiveServer:
-    """The app served by uvicorn on a loopback port, lifespan and all, on its own thread."""
-
-    def __init__(self, app: FastAPI):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.app = app
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self._thread.start()
-        deadline = time.monotonic() + 60
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("service did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=30)
 
 
 def grpo_batch(prompts: int = 4, group: int = 8) -> list[dict[str, object]]:

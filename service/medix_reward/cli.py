@@ -79,6 +79,12 @@ def _soak(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def _bench(args: argparse.Namespace) -> None:
+    from medix_reward.bench.harness import main as bench_main
+
+    bench_main(args)
+
+
 def _judge(args: argparse.Namespace) -> None:
     from medix_reward.judge_stack import JudgeStack
 
@@ -121,6 +127,22 @@ def main(argv: list[str] | None = None) -> None:
     soak.add_argument("--clients", type=int, default=32)
     soak.add_argument("--batch-size", type=int, default=16)
     soak.set_defaults(run=_soak)
+    bench = commands.add_parser("bench", help="the serial baseline against the service, and each limit alone")
+    bench.add_argument("--prompts", type=int, default=64)
+    bench.add_argument("--group", type=int, default=8)
+    bench.add_argument("--duplicate-share", type=float, default=0.3, help="share of answers repeated in a group")
+    bench.add_argument("--latency-ms", type=float, default=50.0, help="scripted judge: time per call")
+    bench.add_argument(
+        "--capacity", type=int, default=64, help="scripted judge: calls in parallel; service concurrency"
+    )
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--baseline-repeats", type=int, default=2)
+    bench.add_argument("--judge-url", default=None, help="a real judge instead of the scripted one")
+    bench.add_argument("--judge-model", default="scripted-judge")
+    bench.add_argument("--no-sweep", action="store_true", help="skip the batch-size × latency sweep")
+    bench.add_argument("--json", default=None, help="write the results as JSON here")
+    bench.add_argument("--plot", default=None, help="write the sweep plot (PNG) here; needs matplotlib")
+    bench.set_defaults(run=_bench)
     from medix_reward.judge_stack import DEFAULT_HOME, MODELS
 
     judge = commands.add_parser("judge", help="the local vLLM judge on CPU: prepare, start or stop it")

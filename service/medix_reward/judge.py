@@ -63,6 +63,23 @@ def is_yes(reply: str) -> bool:
     return "YES" in reply.upper()
 
 
+def chat_request(settings: JudgeSettings, answer: str, truth: str) -> dict[str, object]:
+    """The chat-completions body of one verdict: one user message, greedy, a few tokens."""
+    body: dict[str, object] = {
+        "model": settings.model,
+        "messages": [{"role": "user", "content": judge_prompt(answer, truth)}],
+        "temperature": 0,
+        "top_p": 1,
+        "max_tokens": settings.max_tokens,
+    }
+    if settings.chat_template_kwargs:
+        body["chat_template_kwargs"] = settings.chat_template_kwargs
+    if settings.logprobs:
+        body["logprobs"] = True
+        body["top_logprobs"] = 5
+    return body
+
+
 class JudgeError(Exception):
     """A verdict could not be had. `code` is one of judge_timeout, judge_unreachable,
     judge_http_error, judge_bad_reply."""
@@ -170,21 +187,6 @@ class JudgeClient:
         finally:
             del self._inflight[key]
 
-    def _body(self, answer: str, truth: str) -> dict[str, object]:
-        body: dict[str, object] = {
-            "model": self.settings.model,
-            "messages": [{"role": "user", "content": judge_prompt(answer, truth)}],
-            "temperature": 0,
-            "top_p": 1,
-            "max_tokens": self.settings.max_tokens,
-        }
-        if self.settings.chat_template_kwargs:
-            body["chat_template_kwargs"] = self.settings.chat_template_kwargs
-        if self.settings.logprobs:
-            body["logprobs"] = True
-            body["top_logprobs"] = 5
-        return body
-
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = self._jitter() * min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt)
         if retry_after is not None:
@@ -192,7 +194,7 @@ class JudgeClient:
         return delay
 
     async def _ask(self, answer: str, truth: str, stats: JudgeStats) -> Verdict:
-        body, headers = self._body(answer, truth), self._headers()
+        body, headers = chat_request(self.settings, answer, truth), self._headers()
         urls = self.settings.base_urls
         first = self._next_replica
         self._next_replica = (first + 1) % len(urls)
@@ -214,7 +216,7 @@ class JudgeClient:
                 else:
                     if reply.status_code == 200:
                         try:
-                            verdict = _parse_reply(reply)
+                            verdict = parse_reply(reply)
                         except JudgeError as bad:
                             stats.outcomes[bad.code] += 1
                             raise
@@ -241,7 +243,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def _parse_reply(reply: httpx.Response) -> Verdict:
+def parse_reply(reply: httpx.Response) -> Verdict:
     try:
         choice = reply.json()["choices"][0]
         content = choice["message"]["content"]

@@ -204,15 +204,9 @@ def _result(
     verdicts: dict[Pair, Verdict | JudgeError],
     vectors: dict[str, np.ndarray],
 ) -> ItemResult:
-    scores: dict[Component, float | None] = {name: None for name in COMPONENTS}
+    scores: dict[Component, float | None] = dict.fromkeys(COMPONENTS)
     errors: dict[str, ComponentError] = {}
-    details = ItemDetails(
-        predicted_answer=c.predicted_answer,
-        true_answer=c.true_answer,
-        predicted_modality=c.predicted_modality,
-        true_modality=c.true_modality,
-        shortcut=c.shortcut,
-    )
+    judged: dict[str, object] = {}  # the judge's and the embedder's part of the details
     on = reward.components
     if "format" in on:
         scores["format"] = c.format
@@ -224,27 +218,31 @@ def _result(
                 message="the ground truth names no modality: give '<TAG> answer', or `modality`, "
                 "or leave modality out of `components`",
             )
-    shortcut_score = {"exact_match": 1.0, "invalid_answer": 0.0}.get(c.shortcut or "")
+    shortcut_score = None if c.shortcut is None else float(c.shortcut == "exact_match")
     pair = (c.predicted_answer, c.true_answer)
     if "accuracy_llm" in on:
         if shortcut_score is not None:
             scores["accuracy_llm"] = shortcut_score
+        elif isinstance(verdict := verdicts[pair], JudgeError):
+            errors["accuracy_llm"] = ComponentError(code=verdict.code, message=verdict.message)
         else:
-            verdict = verdicts[pair]
-            if isinstance(verdict, JudgeError):
-                errors["accuracy_llm"] = ComponentError(code=verdict.code, message=verdict.message)
-            else:
-                scores["accuracy_llm"] = 1.0 if verdict.yes else 0.0
-                details.judge_verdict = "YES" if verdict.yes else "NO"
-                details.judge_reply = verdict.reply
-                details.judge_p_yes = verdict.p_yes
-                details.judge_cached = verdict.cached
+            scores["accuracy_llm"] = 1.0 if verdict.yes else 0.0
+            judged.update(judge_verdict="YES" if verdict.yes else "NO", judge_reply=verdict.reply,
+                          judge_p_yes=verdict.p_yes, judge_cached=verdict.cached)  # fmt: skip
     if "accuracy_embed" in on:
         if shortcut_score is not None:
             scores["accuracy_embed"] = shortcut_score
         else:
-            details.cosine = cosine(vectors[pair[0]], vectors[pair[1]])
-            scores["accuracy_embed"] = 1.0 if details.cosine >= reward.embed_threshold else 0.0
+            judged["cosine"] = similarity = cosine(vectors[pair[0]], vectors[pair[1]])
+            scores["accuracy_embed"] = 1.0 if similarity >= reward.embed_threshold else 0.0
+    details = ItemDetails(
+        predicted_answer=c.predicted_answer,
+        true_answer=c.true_answer,
+        predicted_modality=c.predicted_modality,
+        true_modality=c.true_modality,
+        shortcut=c.shortcut,
+        **judged,
+    )
     return ItemResult(
         id=item.id,
         group_id=item.group_id,
