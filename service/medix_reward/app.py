@@ -138,11 +138,12 @@ def create_app(
         if not settings.auth.keys and settings.host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("listening on %s with no API keys: anyone who reaches it can use it", settings.host)
         model = encoder or await asyncio.to_thread(SentenceTransformerEncoder, settings.embedder)
-        await asyncio.to_thread(model.encode, ["warm-up"])
         batcher = MicroBatcher(
             model, settings.embedder.max_batch_size, settings.embedder.max_wait_ms / 1000, observe_batch
         )
         batcher.start()
+        # Warm up on the encoder's own worker thread: torch sets up its thread pool per calling thread.
+        await batcher.embed(["warm-up"])
         http = judge_http_clients(settings.judge, judge_transport)
         try:
             app.state.batcher = batcher

@@ -119,6 +119,7 @@ async def _in_process(settings: Settings, encoder: Encoder, request: RewardReque
     """The pipeline with cold caches, then `warm_repeats` more runs of the same request (warm caches)."""
     batcher = MicroBatcher(encoder, settings.embedder.max_batch_size, settings.embedder.max_wait_ms / 1000)
     batcher.start()
+    await batcher.embed(["warm-up"])  # as the service's start-up does: a warm encoder thread
     http = judge_http_clients(settings.judge)
     try:
         pipeline = RewardPipeline(
@@ -258,7 +259,8 @@ def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
             encoder.encode(unique_texts)
             direct.append(time.perf_counter() - started)
         embed_only = RewardRequest(items=request0.items, options=RewardOptions(components=["accuracy_embed"]))
-        isolated = [asyncio.run(_in_process(settings, encoder, embed_only))[0][0].usage for _ in range(3)]
+        uncached = settings.model_copy(update={"embedder": settings.embedder.model_copy(update={"cache_size": 0})})
+        isolated = [r.usage for r, _ in asyncio.run(_in_process(uncached, encoder, embed_only, warm_repeats=2))]
         # Overhead: an instant judge and warm caches, so only our own work remains.
         overhead_runs = asyncio.run(_in_process(settings, encoder, request0, warm_repeats=5))[1:]
         overhead = statistics.median(s for _, s in overhead_runs)
