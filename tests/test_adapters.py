@@ -213,3 +213,20 @@ def test_offline_scoring_is_resumable(service, tmp_path):
         again = asyncio.run(score_file(source, results, url=service.url, chunk_size=3, progress=out))
     assert (again.skipped, again.scored) == (6, 4)
     assert "overall" in again.table() and "failures: none" in again.table()
+
+
+def test_fallback_fills_only_what_failed():
+    from medix_reward_client.adapters._common import float_scores
+    from medix_reward_client.schema import ItemResult
+
+    result = ItemResult.model_validate({
+        "id": 7, "overall": None,
+        "scores": {"format": 1.0, "modality": None, "accuracy_llm": None, "accuracy_embed": 0.0},
+        "details": {"predicted_answer": "a", "true_answer": "b", "predicted_modality": None, "true_modality": None,
+                    "shortcut": None},
+        "errors": {"accuracy_llm": {"code": "judge_timeout", "message": "slow"}},
+    })  # fmt: skip
+    with pytest.raises(RewardUnavailable, match="judge_timeout"):
+        float_scores(result, None)
+    # modality was not computed (no error): it is left out, not given the fallback
+    assert float_scores(result, -1.0) == {"overall": -1.0, "format": 1.0, "accuracy_llm": -1.0, "accuracy_embed": 0.0}

@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import Any
 
 from medix_reward_client._core import RewardError
 from medix_reward_client.client import AsyncRewardClient, RewardClient
-from medix_reward_client.schema import COMPONENTS, ItemResult
+from medix_reward_client.schema import ItemResult
 
 log = logging.getLogger("medix_reward_client.adapters")
 
@@ -53,13 +52,15 @@ def float_scores(result: ItemResult, fallback: float | None) -> dict[str, float]
     An item the service could not score raises RewardUnavailable, unless `fallback` is set: then its
     missing values become `fallback`, with a warning and a count in FALLBACKS.
     """
-    scores = result.scores.model_dump()
+    values: dict[str, float | None] = {"overall": result.overall, **result.scores.model_dump()}
     if result.overall is None:
         reason = unscored_reason(result)
         if fallback is None:
             raise RewardUnavailable(f"item {result.id!r} could not be scored ({reason}) and no fallback is set")
         FALLBACKS[reason] += 1
         log.warning("item %r could not be scored (%s): using fallback %s", result.id, reason, fallback)
-    values: dict[str, Any] = {"overall": result.overall, **{name: scores[name] for name in COMPONENTS}}
-    return {name: (fallback if value is None else value) for name, value in values.items() if value is not None
-            or fallback is not None}  # fmt: skip
+        values["overall"] = fallback
+        for name in result.errors:
+            values[name] = fallback
+    # What is still None is a component the service was told not to compute: left out, not invented.
+    return {name: value for name, value in values.items() if value is not None}
