@@ -20,7 +20,12 @@ def _serve(args: argparse.Namespace) -> None:
     port = args.port if args.port is not None else settings.port
     configure_logging()
     settings.host = host  # the app warns when it is reachable from outside without API keys
-    uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_config=None, timeout_graceful_shutdown=30)
+    # Keep idle connections longer than clients do (httpx: 5 s), so a client never sends on a connection
+    # the server is closing (seen in a soak as a ReadError with equal timeouts).
+    uvicorn.run(
+        create_app(settings), host=host, port=port, workers=1, log_config=None,
+        timeout_keep_alive=30, timeout_graceful_shutdown=30,
+    )  # fmt: skip
 
 
 def openapi_yaml() -> str:
