@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from medix_reward.bench.live import LiveServer  # noqa: F401  (the tests' server, shared with the benchmark)
 from medix_reward.embedder import SentenceTransformerEncoder
+from medix_reward.live import LiveServer  # noqa: F401  (the tests' server, shared with the benchmark)
 from medix_reward.scripted_judge import ScriptedJudge
 from medix_reward.settings import EmbedderSettings, JudgeSettings, Settings
 

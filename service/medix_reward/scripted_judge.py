@@ -12,18 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from medix_reward.live import LiveServer
 
 _QUOTED = re.compile(r"<<<(.*?)>>>", re.DOTALL)
 
@@ -140,26 +139,12 @@ class ScriptedJudge:
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", backlog=4096, timeout_keep_alive=30, timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("scripted judge did not start")
-            time.sleep(0.01)
+        self._live = LiveServer(app, port, lifespan="off", backlog=4096, timeout_graceful_shutdown=1).__enter__()
+        self.port = self._live.port
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._live.__exit__()
 
     @property
     def url(self) -> str:

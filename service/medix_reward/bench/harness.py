@@ -30,10 +30,10 @@ from typing import Any
 import httpx
 
 from medix_reward.app import create_app
-from medix_reward.bench.live import LiveServer
 from medix_reward.checks import Tags, check_item, compose, split_ground_truth
 from medix_reward.embedder import EmbeddingCache, Encoder, MicroBatcher, SentenceTransformerEncoder, cosine
 from medix_reward.judge import JudgeClient, JudgeStats, chat_request, judge_http_clients, parse_reply
+from medix_reward.live import LiveServer
 from medix_reward.pipeline import RewardPipeline
 from medix_reward.settings import EmbedderSettings, JudgeSettings, LimitsSettings, Settings
 from medix_reward_client.schema import COMPONENTS, RewardItem, RewardOptions, RewardRequest, Weights

@@ -1,27 +1,28 @@
-"""An app served by uvicorn on a loopback port, lifespan and all, on its own thread: the tests' and the
-benchmark's way of running the real HTTP service in process."""
+"""A real HTTP server in process: how the tests, the benchmark and the scripted judge serve an app."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 
 class LiveServer:
-    """The app served by uvicorn on a loopback port, lifespan and all, on its own thread."""
+    """An ASGI app served by uvicorn on a loopback port (0: any free one), lifespan and all, on its own thread."""
 
-    def __init__(self, app: FastAPI):
+    def __init__(self, app: ASGIApp, port: int = 0, **config: Any):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.app = app
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", timeout_keep_alive=30, timeout_graceful_shutdown=2)
-        )
+        options = {"log_level": "warning", "timeout_keep_alive": 30, "timeout_graceful_shutdown": 2, **config}
+        self._server = uvicorn.Server(uvicorn.Config(app, **options))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
 
     def __enter__(self) -> LiveServer:
