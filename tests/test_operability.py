@@ -204,3 +204,16 @@ def test_graceful_shutdown_finishes_in_flight_requests(minilm):
     assert replies[0].status_code == 200 and replies[0].json()["results"][0]["overall"] is not None
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/health")  # and it stopped accepting
+
+
+@pytest.mark.parametrize(("host", "keys", "warned"), [("0.0.0.0", [], True), ("127.0.0.1", [], False),
+                                                      ("0.0.0.0", [SecretStr("k")], False)])  # fmt: skip
+def test_warning_when_public_without_keys(judge, caplog, host, keys, warned):
+    settings = make_settings([judge.url])
+    settings.host, settings.auth = host, AuthSettings(keys=keys)
+    with (
+        caplog.at_level(logging.WARNING, logger="medix_reward.app"),
+        LiveServer(create_app(settings, encoder=CharEncoder())),
+    ):
+        pass
+    assert any("no API keys" in r.getMessage() for r in caplog.records) is warned
