@@ -223,3 +223,21 @@ def test_logprobs_give_p_yes():
     assert verdict.p_yes == pytest.approx(0.8, abs=1e-6)
     body = json.loads(handler.requests[0].content)
     assert body["logprobs"] is True and body["top_logprobs"] == 5
+
+
+def test_a_waiter_is_not_failed_by_the_owner_request_going_away():
+    """Two requests want the same pair; the first one's client disconnects (its task is cancelled).
+    The second still gets a verdict, by making the call itself, not a made-up error."""
+    handler = Scripted(latency_s=0.05)
+
+    async def two(client: JudgeClient):
+        owner = asyncio.ensure_future(client.verdict("A b", "C d", JudgeStats()))
+        await asyncio.sleep(0.01)
+        waiter_stats = JudgeStats()
+        waiter = asyncio.ensure_future(client.verdict("A b", "C d", waiter_stats))
+        await asyncio.sleep(0.01)
+        owner.cancel()
+        return await waiter, waiter_stats
+
+    (verdict, stats), _ = run(handler, two)
+    assert verdict.yes and not verdict.cached and stats.calls == 1 and len(handler.requests) == 2

@@ -83,7 +83,6 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
         self._consumer: asyncio.Task[None] | None = None
-        self.batch_sizes: list[int] = []  # recent batch sizes, for tests and metrics
 
     @property
     def alive(self) -> bool:
@@ -141,7 +140,6 @@ class MicroBatcher:
             batch = await self._next_batch()
             if not batch:
                 continue
-            self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
             started = loop.time()
             try:
                 vectors = await loop.run_in_executor(self._worker, self._encoder.encode, [p.text for p in batch])

@@ -90,6 +90,10 @@ class JudgeError(Exception):
         self.message = message
 
 
+class _OwnerGone(Exception):
+    """The call others waited on was cancelled with its request (client disconnected), not failed."""
+
+
 @dataclass(frozen=True)
 class Verdict:
     yes: bool
@@ -169,15 +173,18 @@ class JudgeClient:
             return Verdict(cached.yes, cached.reply, cached.p_yes, cached=True)
         pending = self._inflight.get(key)
         if pending is not None:
+            try:
+                verdict = await asyncio.shield(pending)
+            except _OwnerGone:  # the request that made the call went away; this one still wants it
+                return await self.verdict(answer, truth, stats)
             stats.cache_hits += 1
-            verdict = await asyncio.shield(pending)
             return Verdict(verdict.yes, verdict.reply, verdict.p_yes, cached=True)
         future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             verdict = await self._ask(answer, truth, stats)
         except BaseException as exc:
-            future.set_exception(exc if isinstance(exc, JudgeError) else JudgeError("judge_unreachable", "cancelled"))
+            future.set_exception(exc if isinstance(exc, JudgeError) else _OwnerGone())
             future.exception()  # mark retrieved: no "never retrieved" warning when nobody else waited
             raise
         else:
