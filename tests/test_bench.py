@@ -3,7 +3,8 @@ and the service agree on every score, and the table and the plot render."""
 
 from __future__ import annotations
 
-from medix_reward.bench.harness import BenchConfig, grpo_items, plot, run_bench, table
+from medix_reward.devtools.bench import BenchConfig, plot, run_bench, table
+from medix_reward.devtools.common import grpo_items
 
 
 def test_grpo_items_shape():

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from medix_reward.app import create_app
-from tests.conftest import LiveServer, grpo_batch, make_settings
+from medix_reward.devtools.common import grpo_batch
+from medix_reward.devtools.live import LiveServer
+from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ REWARD_ENV: dict[str, str] = SERVICES["reward"]["environment"]
 
 
 def app_paths() -> set[str]:
-    return {route.path for route in create_app(Settings()).routes}
+    return set(create_app(Settings()).openapi()["paths"])
 
 
 def substituted(value: str) -> str:

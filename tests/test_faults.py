@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from medix_reward.app import create_app
-from medix_reward.scripted_judge import Fault, ScriptedJudge
-from tests.conftest import LiveServer, make_settings
+from medix_reward.devtools.live import LiveServer
+from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
+from tests.conftest import make_settings
 
 RETRIES = 2
 

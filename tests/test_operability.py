@@ -13,10 +13,12 @@ import pytest
 from pydantic import SecretStr
 
 from medix_reward.app import create_app
+from medix_reward.devtools.common import grpo_batch
+from medix_reward.devtools.live import LiveServer
+from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
 from medix_reward.observability import JsonFormatter, request_id_var
-from medix_reward.scripted_judge import Fault, ScriptedJudge
 from medix_reward.settings import AuthSettings, LimitsSettings
-from tests.conftest import CharEncoder, LiveServer, grpo_batch, make_settings
+from tests.conftest import CharEncoder, make_settings
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -217,3 +219,26 @@ def test_warning_when_public_without_keys(judge, caplog, host, keys, warned):
     ):
         pass
     assert any("no API keys" in r.getMessage() for r in caplog.records) is warned
+
+
+def test_a_body_that_is_not_json_is_400_invalid_json(service):
+    reply = httpx.post(f"{service.url}/reward", content=b'{"items": [', headers={"content-type": "application/json"})
+    assert reply.status_code == 400
+    assert reply.json()["error"] == {"type": "invalid_request", "message": "the body is not valid JSON",
+                                     "param": None, "code": "invalid_json"}  # fmt: skip
+
+
+def test_the_key_is_checked_before_the_body_is_read(judge):
+    settings = make_settings([judge.url])
+    settings.auth = AuthSettings(keys=[SecretStr("key-1")])
+    with LiveServer(create_app(settings, encoder=CharEncoder())) as service:
+        garbage = b"{" * 10_000  # not JSON: read first, it would be a 400
+        reply = httpx.post(f"{service.url}/reward", content=garbage, headers={"content-type": "application/json"})
+        assert reply.status_code == 401 and reply.json()["error"]["code"] == "unauthorized"
+        keyed = {"content-type": "application/json", "Authorization": "Bearer key-1"}
+        assert httpx.post(f"{service.url}/reward", content=garbage, headers=keyed).status_code == 400
+
+
+def test_every_error_has_a_code(service):
+    for reply in (httpx.get(f"{service.url}/nowhere"), httpx.get(f"{service.url}/reward")):
+        assert reply.json()["error"]["code"] in ("not_found", "method_not_allowed")

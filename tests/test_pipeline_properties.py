@@ -10,11 +10,11 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from medix_reward.devtools.scripted_judge import _QUOTED, same_meaning
 from medix_reward.embedder import EmbeddingCache, MicroBatcher
 from medix_reward.judge import JudgeClient
 from medix_reward.pipeline import RewardPipeline
-from medix_reward.scripted_judge import _QUOTED, same_meaning
-from medix_reward.settings import JudgeSettings, LimitsSettings, RewardSettings
+from medix_reward.settings import JudgeSettings, Settings
 from medix_reward_client.schema import RewardItem, RewardRequest
 from tests.conftest import CharEncoder
 
@@ -31,8 +31,9 @@ async def score_batch_and_singly(items: list[RewardItem]):
         batcher = MicroBatcher(CharEncoder(), max_batch_size=4, max_wait_s=0.001)
         batcher.start()
         async with httpx.AsyncClient(transport=httpx.MockTransport(judge_by_rule)) as http:
-            judge = JudgeClient(JudgeSettings(cache_size=cache_size), [http])
-            pipeline = RewardPipeline(RewardSettings(), LimitsSettings(), judge, EmbeddingCache(batcher, cache_size))
+            settings = Settings(judge=JudgeSettings(cache_size=cache_size))
+            judge = JudgeClient(settings.judge, [http])
+            pipeline = RewardPipeline(settings, judge, EmbeddingCache(batcher, cache_size))
             try:
                 return await fn(pipeline)
             finally:

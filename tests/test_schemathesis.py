@@ -12,9 +12,10 @@ from pydantic import SecretStr
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from medix_reward.app import create_app
-from medix_reward.scripted_judge import ScriptedJudge
+from medix_reward.devtools.live import LiveServer
+from medix_reward.devtools.scripted_judge import ScriptedJudge
 from medix_reward.settings import AuthSettings
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import make_settings
 
 schema = schemathesis.openapi.from_path(Path(__file__).resolve().parent.parent / "openapi.yaml")
 KEY = "schemathesis-key"

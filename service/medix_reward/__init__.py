@@ -1,3 +1,5 @@
 """medix-reward: the MediX-R1 composite reward as a batched, concurrent service."""
 
-__version__ = "0.1.0"
+from medix_reward_client import __version__  # one version for the distribution: the client's
+
+__all__ = ["__version__"]

@@ -7,6 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+# Light (stdlib and httpx), and its names build the `judge` subcommand; heavier modules load in their handlers.
+from medix_reward.devtools.judge_stack import DEFAULT_HOME, MODELS, JudgeStack
+
 
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
@@ -28,16 +31,9 @@ def _serve(args: argparse.Namespace) -> None:
     )  # fmt: skip
 
 
-def openapi_yaml() -> str:
-    import yaml
-
-    from medix_reward.app import create_app
-    from medix_reward.settings import Settings
-
-    return yaml.safe_dump(create_app(Settings()).openapi(), sort_keys=False, allow_unicode=True)
-
-
 def _openapi(args: argparse.Namespace) -> None:
+    from medix_reward.app import openapi_yaml
+
     text = openapi_yaml()
     if args.output == "-":
         sys.stdout.write(text)
@@ -48,7 +44,7 @@ def _openapi(args: argparse.Namespace) -> None:
 def _scripted_judge(args: argparse.Namespace) -> None:
     import time
 
-    from medix_reward.scripted_judge import ScriptedJudge
+    from medix_reward.devtools.scripted_judge import ScriptedJudge
 
     judge = ScriptedJudge(latency_s=args.latency_ms / 1000, capacity=args.capacity).start(args.port)
     print(f"scripted judge (a test stand-in, not a model) on {judge.url}", flush=True)
@@ -76,7 +72,7 @@ def _score(args: argparse.Namespace) -> None:
 
 
 def _soak(args: argparse.Namespace) -> None:
-    from medix_reward.bench.soak import run_soak
+    from medix_reward.devtools.soak import run_soak
 
     report = run_soak(seconds=args.seconds, clients=args.clients, batch_size=args.batch_size)
     print(report.table())
@@ -85,14 +81,12 @@ def _soak(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from medix_reward.bench.harness import main as bench_main
+    from medix_reward.devtools.bench import main as bench_main
 
     bench_main(args)
 
 
 def _judge(args: argparse.Namespace) -> None:
-    from medix_reward.judge_stack import JudgeStack
-
     stack = JudgeStack(home=Path(args.home), model=args.model)
     if args.action == "prepare":
         stack.prepare()
@@ -148,8 +142,6 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--json", default=None, help="write the results as JSON here")
     bench.add_argument("--plot", default=None, help="write the sweep plot (PNG) here; needs matplotlib")
     bench.set_defaults(run=_bench)
-    from medix_reward.judge_stack import DEFAULT_HOME, MODELS
-
     judge = commands.add_parser("judge", help="the local vLLM judge on CPU: prepare, start or stop it")
     judge.add_argument("action", choices=["prepare", "start", "stop"])
     judge.add_argument("--home", default=str(DEFAULT_HOME), help="where its venv, model, PID file and log live")

@@ -12,13 +12,13 @@ import contextlib
 import importlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from medix_reward.metrics import Metrics
 from medix_reward.settings import EmbedderSettings
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ class SentenceTransformerEncoder:
         self._torch = torch
         self._model = SentenceTransformer(resolve_model_path(settings.model), device=device)
         self._batch_size = settings.max_batch_size
-        self.device = device
 
     def encode(self, texts: list[str]) -> np.ndarray:
         with self._torch.inference_mode():
@@ -70,14 +69,10 @@ class _Pending:
     queued_at: float
 
 
-# Told of every micro-batch: its size, each text's wait in the queue, and the encoder's time (seconds).
-BatchObserver = Callable[[int, list[float], float], None]
-
-
 class MicroBatcher:
-    def __init__(self, encoder: Encoder, max_batch_size: int, max_wait_s: float, observe: BatchObserver | None = None):
+    def __init__(self, encoder: Encoder, max_batch_size: int, max_wait_s: float, metrics: Metrics | None = None):
         self._encoder = encoder
-        self._observe = observe
+        self._metrics = metrics
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -152,8 +147,11 @@ class MicroBatcher:
                     if not item.future.done():
                         item.future.set_exception(error)
                 continue
-            if self._observe is not None:
-                self._observe(len(batch), [started - p.queued_at for p in batch], loop.time() - started)
+            if self._metrics is not None:
+                self._metrics.embed_batch_size.observe(len(batch))
+                self._metrics.embed_inference_seconds.observe(loop.time() - started)
+                for item in batch:
+                    self._metrics.embed_queue_seconds.observe(started - item.queued_at)
             for item, vector in zip(batch, vectors, strict=True):
                 if not item.future.done():
                     item.future.set_result(vector)

@@ -1,4 +1,4 @@
-"""Request ids, structured logs, request metrics, and the body-size limit: plain ASGI middleware."""
+"""Request ids, structured logs and request metrics: plain ASGI middleware."""
 
 from __future__ import annotations
 
@@ -80,55 +80,3 @@ class RequestContext:
             fields = {"method": scope["method"], "path": scope["path"], "status": status, "seconds": round(seconds, 4)}
             access_log.info("request", extra={"fields": fields})
             request_id_var.reset(token)
-
-
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int):
-        super().__init__(f"request body larger than {limit} bytes")
-        self.limit = limit
-
-
-class BodySizeLimit:
-    """Refuses a body over `limit` bytes, by Content-Length up front or by counting a streamed body."""
-
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _send_413(send, self.limit)
-            return
-        received = 0
-        refused = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, refused
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit and not refused:
-                    # Answer 413 now; whatever the app makes of the aborted read is dropped below.
-                    refused = True
-                    await _send_413(send, self.limit)
-                    raise BodyTooLarge(self.limit)
-            return message
-
-        async def send_unless_refused(message: Message) -> None:
-            if not refused:
-                await send(message)
-
-        await self.app(scope, counting_receive, send_unless_refused)
-
-
-async def _send_413(send: Send, limit: int) -> None:
-    message = f"request body larger than {limit} bytes"
-    error = {"type": "too_large", "message": message, "param": None, "code": "body_too_large"}
-    body = json.dumps({"error": error}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

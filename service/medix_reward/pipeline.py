@@ -1,152 +1,68 @@
-"""Scoring a batch: pure checks, then the judge and the embedder at once over distinct pairs, then composition."""
+"""Scoring a batch, the I/O part: the judge and the embedder at once over the distinct pairs that need a
+model, then the pure rule (`rules.score_item`) per item. Admission happens before this (`admission.py`)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
 import numpy as np
 
-from medix_reward.checks import (
-    CheckedItem,
-    Tags,
-    check_item,
-    clean_answer,
-    compose,
-    modality_tag,
-    split_ground_truth,
+from medix_reward import __version__
+from medix_reward.embedder import (
+    EmbeddingCache,
+    EmbedStats,
+    Encoder,
+    MicroBatcher,
+    SentenceTransformerEncoder,
+    cosine,
 )
-from medix_reward.embedder import EmbeddingCache, EmbedStats, cosine
-from medix_reward.judge import JudgeClient, JudgeError, JudgeStats, Verdict
+from medix_reward.errors import JudgeDown, JudgeTimedOut
+from medix_reward.judge import PROMPT_VERSION, JudgeClient, JudgeError, JudgeStats, Verdict, judge_http_clients
 from medix_reward.metrics import Metrics
-from medix_reward.settings import LimitsSettings, RewardSettings
+from medix_reward.rules import EffectiveReward, Pair, check, effective_reward, model_pair, score_item
+from medix_reward.settings import Settings
 from medix_reward_client.groups import group_stats
-from medix_reward_client.schema import (
-    COMPONENTS,
-    Component,
-    ComponentError,
-    ComponentScores,
-    ItemDetails,
-    ItemResult,
-    RewardItem,
-    RewardOptions,
-    RewardRequest,
-    RewardResponse,
-    StageTimes,
-    Usage,
-    Weights,
-)
-
-PRESET = "medix-r1"
-_REFERENCE = RewardSettings()
+from medix_reward_client.schema import RewardRequest, RewardResponse, StageTimes, Usage
 
 
-class Overloaded(Exception):
-    """More items in flight than the service admits; the caller should retry later."""
-
-
-class JudgeDown(Exception):
-    """Every judge call of the batch failed: the whole request fails rather than return a batch of nulls."""
-
-    def __init__(self, error: JudgeError):
-        super().__init__(error.message)
-        self.error = error
-
-
-@dataclass(frozen=True)
-class EffectiveReward:
-    tags: Tags
-    weights: Weights
-    embed_threshold: float
-    components: frozenset[Component]
-    preset: str
-
-
-def effective_reward(settings: RewardSettings, options: RewardOptions | None) -> EffectiveReward:
-    weights, threshold, components = settings.weights, settings.embed_threshold, settings.components
-    if options is not None:
-        if options.weights is not None:
-            weights = weights.model_copy(update=options.weights.model_dump(exclude_none=True))
-        if options.embed_threshold is not None:
-            threshold = options.embed_threshold
-        if options.components is not None:
-            components = options.components
-    tags = Tags(settings.thinking_tag, settings.answer_tag)
-    is_reference = (
-        tags == Tags(_REFERENCE.thinking_tag, _REFERENCE.answer_tag)
-        and weights == _REFERENCE.weights
-        and threshold == _REFERENCE.embed_threshold
-        and set(components) == set(COMPONENTS)
-    )
-    return EffectiveReward(tags, weights, threshold, frozenset(components), PRESET if is_reference else "custom")
-
-
-def _truth(item: RewardItem) -> tuple[str | None, str]:
-    if item.ground_truth is not None:
-        return split_ground_truth(item.ground_truth)
-    assert item.answer is not None  # the schema guarantees one of the two forms
-    return (modality_tag(item.modality) if item.modality else None), clean_answer(item.answer)
-
-
-def _check(item: RewardItem, tags: Tags) -> CheckedItem:
-    true_modality, true_answer = _truth(item)
-    return check_item(item.response, true_answer, true_modality, tags)
-
-
-Pair = tuple[str, str]  # (predicted answer, true answer)
+def config_hash(settings: Settings, reward: EffectiveReward) -> str:
+    """A fingerprint of everything that decides a score: version, judge, prompt, embedder, effective reward."""
+    decisive = {
+        "version": __version__,
+        "prompt_version": PROMPT_VERSION,
+        "judge": settings.judge.model_dump(mode="json", include={"model", "max_tokens", "chat_template_kwargs"}),
+        "embedder": settings.embedder.model,
+        "reward": reward.fingerprint(),
+    }
+    return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class RewardPipeline:
     def __init__(
-        self,
-        reward: RewardSettings,
-        limits: LimitsSettings,
-        judge: JudgeClient,
-        embeddings: EmbeddingCache,
-        metrics: Metrics | None = None,
+        self, settings: Settings, judge: JudgeClient, embeddings: EmbeddingCache, metrics: Metrics | None = None
     ):
-        self.reward = reward
-        self.limits = limits
+        self.settings = settings
         self.judge = judge
         self.embeddings = embeddings
         self.metrics = metrics
-        self.inflight_items = 0
-        self.inflight_requests = 0
+
+    @property
+    def default_config_hash(self) -> str:
+        return config_hash(self.settings, effective_reward(self.settings.reward, None))
 
     async def score(self, request: RewardRequest) -> RewardResponse:
-        """Admission first: refuse at once (429) rather than let work pile up."""
-        n = len(request.items)
-        if self.inflight_requests >= self.limits.max_concurrent_requests:
-            raise Overloaded(
-                f"{self.inflight_requests} requests in flight; limit {self.limits.max_concurrent_requests}"
-            )
-        if self.inflight_items + n > self.limits.max_inflight_items:
-            raise Overloaded(f"{self.inflight_items} items in flight; limit {self.limits.max_inflight_items}")
-        self.inflight_items += n
-        self.inflight_requests += 1
-        self._gauge()
-        try:
-            response = await self._score(request)
-        finally:
-            self.inflight_items -= n
-            self.inflight_requests -= 1
-            self._gauge()
-        if self.metrics is not None:
-            _record(self.metrics, response)
-        return response
-
-    def _gauge(self) -> None:
-        if self.metrics is not None:
-            self.metrics.inflight_items.set(self.inflight_items)
-
-    async def _score(self, request: RewardRequest) -> RewardResponse:
         started = time.perf_counter()
-        reward = effective_reward(self.reward, request.options)
-        checked = [_check(item, reward.tags) for item in request.items]
+        reward = effective_reward(self.settings.reward, request.options)
+        checked = [check(item, reward) for item in request.items]
         checks_done = time.perf_counter()
 
-        needs_model = {(c.predicted_answer, c.true_answer) for c in checked if c.shortcut is None}
+        needs_model = {pair for c in checked if (pair := model_pair(c)) is not None}
         judge_pairs = needs_model if "accuracy_llm" in reward.components else set()
         embed_pairs = needs_model if "accuracy_embed" in reward.components else set()
         judge_stats, embed_stats = JudgeStats(), EmbedStats()
@@ -158,9 +74,19 @@ class RewardPipeline:
             if self.metrics is not None:
                 _record_calls(self.metrics, judge_stats, embed_stats)
         if judge_pairs and all(isinstance(v, JudgeError) for v in verdicts.values()):
-            raise JudgeDown(next(iter(verdicts.values())))  # type: ignore[arg-type]
+            error = next(iter(verdicts.values()))
+            assert isinstance(error, JudgeError)
+            down = JudgeTimedOut if error.code == "judge_timeout" else JudgeDown
+            raise down(f"every judge call failed: {error.message}", code=error.code)
 
-        results = [_result(item, c, reward, verdicts, vectors) for item, c in zip(request.items, checked, strict=True)]
+        results = []
+        for item, c in zip(request.items, checked, strict=True):
+            pair = model_pair(c)
+            similarity = None
+            if pair is not None and pair[0] in vectors:
+                similarity = cosine(vectors[pair[0]], vectors[pair[1]])
+            verdict = verdicts.get(pair) if pair is not None else None
+            results.append(score_item(item, c, reward, verdict, similarity))
         usage = Usage(
             items=len(results),
             judge_pairs=len(judge_pairs),
@@ -175,7 +101,17 @@ class RewardPipeline:
                 total_s=time.perf_counter() - started,
             ),
         )
-        return RewardResponse(preset=reward.preset, results=results, groups=group_stats(results), usage=usage)
+        response = RewardResponse(
+            preset=reward.preset,
+            results=results,
+            groups=group_stats(results),
+            usage=usage,
+            version=__version__,
+            config_hash=config_hash(self.settings, reward),
+        )
+        if self.metrics is not None:
+            _record(self.metrics, response)
+        return response
 
     async def _judge_all(self, pairs: set[Pair], stats: JudgeStats) -> tuple[dict[Pair, Verdict | JudgeError], float]:
         started = time.perf_counter()
@@ -197,60 +133,28 @@ class RewardPipeline:
         return vectors, time.perf_counter() - started
 
 
-def _result(
-    item: RewardItem,
-    c: CheckedItem,
-    reward: EffectiveReward,
-    verdicts: dict[Pair, Verdict | JudgeError],
-    vectors: dict[str, np.ndarray],
-) -> ItemResult:
-    scores: dict[Component, float | None] = dict.fromkeys(COMPONENTS)
-    errors: dict[str, ComponentError] = {}
-    judged: dict[str, object] = {}  # the judge's and the embedder's part of the details
-    on = reward.components
-    if "format" in on:
-        scores["format"] = c.format
-    if "modality" in on:
-        scores["modality"] = c.modality
-        if c.modality is None:
-            errors["modality"] = ComponentError(
-                code="no_true_modality",
-                message="the ground truth names no modality: give '<TAG> answer', or `modality`, "
-                "or leave modality out of `components`",
-            )
-    shortcut_score = None if c.shortcut is None else float(c.shortcut == "exact_match")
-    pair = (c.predicted_answer, c.true_answer)
-    if "accuracy_llm" in on:
-        if shortcut_score is not None:
-            scores["accuracy_llm"] = shortcut_score
-        elif isinstance(verdict := verdicts[pair], JudgeError):
-            errors["accuracy_llm"] = ComponentError(code=verdict.code, message=verdict.message)
-        else:
-            scores["accuracy_llm"] = 1.0 if verdict.yes else 0.0
-            judged.update(judge_verdict="YES" if verdict.yes else "NO", judge_reply=verdict.reply,
-                          judge_p_yes=verdict.p_yes, judge_cached=verdict.cached)  # fmt: skip
-    if "accuracy_embed" in on:
-        if shortcut_score is not None:
-            scores["accuracy_embed"] = shortcut_score
-        else:
-            judged["cosine"] = similarity = cosine(vectors[pair[0]], vectors[pair[1]])
-            scores["accuracy_embed"] = 1.0 if similarity >= reward.embed_threshold else 0.0
-    details = ItemDetails(
-        predicted_answer=c.predicted_answer,
-        true_answer=c.true_answer,
-        predicted_modality=c.predicted_modality,
-        true_modality=c.true_modality,
-        shortcut=c.shortcut,
-        **judged,
-    )
-    return ItemResult(
-        id=item.id,
-        group_id=item.group_id,
-        overall=compose(scores, reward.weights, reward.components),
-        scores=ComponentScores(**scores),
-        details=details,
-        errors=errors,
-    )
+@asynccontextmanager
+async def open_pipeline(
+    settings: Settings,
+    *,
+    encoder: Encoder | None = None,
+    judge_transport: httpx.AsyncBaseTransport | None = None,
+    metrics: Metrics | None = None,
+) -> AsyncIterator[RewardPipeline]:
+    """A pipeline with its encoder loaded and warm, its micro-batcher running and its judge clients open;
+    all of it closed on exit. The app's lifespan and the benchmark both run the service's parts this way."""
+    model = encoder or await asyncio.to_thread(SentenceTransformerEncoder, settings.embedder)
+    batcher = MicroBatcher(model, settings.embedder.max_batch_size, settings.embedder.max_wait_ms / 1000, metrics)
+    batcher.start()
+    http = judge_http_clients(settings.judge, judge_transport)
+    try:
+        # Warm up on the encoder's own worker thread: torch sets up its thread pool per calling thread.
+        await batcher.embed(["warm-up"])
+        embeddings = EmbeddingCache(batcher, settings.embedder.cache_size)
+        yield RewardPipeline(settings, JudgeClient(settings.judge, http), embeddings, metrics)
+    finally:
+        await batcher.stop()
+        await asyncio.gather(*(client.aclose() for client in http))
 
 
 def _record_calls(metrics: Metrics, judge: JudgeStats, embed: EmbedStats) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from medix_reward_client.adapters._common import float_scores
 from medix_reward_client.schema import COMPONENTS, RewardItem, RewardRequest, RewardResponse
+from medix_reward_client.scores import float_scores
 
 
 class _Foreign(BaseModel):
@@ -55,7 +55,7 @@ class OpenRLHFResponse(BaseModel):
 
 
 def openrlhf_response(response: RewardResponse, fallback: float | None) -> OpenRLHFResponse:
-    values = [float_scores(result, fallback) for result in response.results]
+    values = [float_scores(result, fallback, i) for i, result in enumerate(response.results)]
     overall = [v["overall"] for v in values]
     logs = {name: [v.get(name, 0.0) for v in values] for name in COMPONENTS if all(name in v for v in values)}
     return OpenRLHFResponse(rewards=overall, scores=overall, extra_logs=logs)

@@ -7,8 +7,6 @@ An impossible configuration is refused when the settings are built, not on the f
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -123,23 +121,3 @@ class Settings(BaseSettings):
         if self.judge.backoff_max_s < self.judge.backoff_base_s:
             raise ValueError("judge.backoff_max_s must be at least judge.backoff_base_s")
         return self
-
-
-def public_config(settings: Settings) -> dict[str, object]:
-    """The settings as JSON, secrets redacted (pydantic renders SecretStr as '**********')."""
-    return settings.model_dump(mode="json")
-
-
-def config_hash(settings: Settings) -> str:
-    """A fingerprint of everything that decides a score: the judge, the embedder and the reward."""
-    from medix_reward import __version__
-    from medix_reward.judge import PROMPT_VERSION
-
-    decisive = {
-        "version": __version__,
-        "prompt_version": PROMPT_VERSION,
-        "judge": settings.judge.model_dump(mode="json", include={"model", "max_tokens", "chat_template_kwargs"}),
-        "embedder": settings.embedder.model,
-        "reward": settings.reward.model_dump(mode="json"),
-    }
-    return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]

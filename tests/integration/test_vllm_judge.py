@@ -5,7 +5,6 @@ the protocol, the parsing of a real model's replies, concurrency and failure pat
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 
@@ -13,17 +12,13 @@ import httpx
 import pytest
 
 from medix_reward.app import create_app
+from medix_reward.devtools.common import distinct_items, free_port, grpo_batch
+from medix_reward.devtools.judge_stack import JudgeStack
+from medix_reward.devtools.live import LiveServer
 from medix_reward.judge import is_yes
-from medix_reward.judge_stack import JudgeStack
-from tests.conftest import LiveServer, grpo_batch, make_settings
+from tests.conftest import make_settings
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +34,6 @@ def vllm():
 def service_for(url: str, stack: JudgeStack, minilm, **judge: object) -> LiveServer:
     settings = make_settings([url], **{"model": stack.served_name, "timeout_s": 60.0, **judge})
     return LiveServer(create_app(settings, encoder=minilm))
-
-
-def distinct_items(n: int) -> list[dict[str, object]]:
-    findings = ["pneumothorax", "effusion", "consolidation", "cardiomegaly", "nodule", "fracture"]
-    return [
-        {"id": i, "ground_truth": "<X_RAY> Pneumothorax",
-         "response": f"<X_RAY> <thinking>r</thinking> <answer>Left {findings[i % 6]} number {i}</answer>"}
-        for i in range(n)
-    ]  # fmt: skip
 
 
 def test_grpo_batch_through_the_real_judge(vllm, minilm):

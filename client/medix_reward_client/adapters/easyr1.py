@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from medix_reward_client.adapters._common import client, float_scores
+from medix_reward_client.adapters.clients import client
+from medix_reward_client.scores import float_scores
 
 REWARD_TYPE = "batch"
 REWARD_NAME = "medix_reward"
@@ -24,4 +25,4 @@ def compute_score(
 ) -> list[dict[str, float]]:
     items = [{"response": x["response"], "ground_truth": x["ground_truth"]} for x in reward_inputs]
     response = client(url).score(items)
-    return [float_scores(result, fallback) for result in response.results]
+    return [float_scores(result, fallback, i) for i, result in enumerate(response.results)]

@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from medix_reward_client.adapters._common import async_client, client
+from medix_reward_client.adapters.clients import async_client, client
 from medix_reward_client.schema import COMPONENTS, ItemResult, RewardResponse
 
 NAMES = ("overall", *COMPONENTS)

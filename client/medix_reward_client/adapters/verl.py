@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from medix_reward_client.adapters._common import async_client, client, float_scores
+from medix_reward_client.adapters.clients import async_client, client
 from medix_reward_client.schema import ItemResult
+from medix_reward_client.scores import float_scores
 
 
-def _verl_dict(result: ItemResult, fallback: float | None) -> dict[str, float]:
-    values = float_scores(result, fallback)
+def _verl_dict(result: ItemResult, fallback: float | None, index: int = 0) -> dict[str, float]:
+    values = float_scores(result, fallback, index)
     return {"score": values.pop("overall"), **values}
 
 
@@ -59,4 +60,4 @@ def compute_score_batch(
     **_: Any,
 ) -> list[dict[str, float]]:
     items = [{"response": s, "ground_truth": g} for s, g in zip(solution_strs, ground_truths, strict=True)]
-    return [_verl_dict(result, fallback) for result in client(url).score(items).results]
+    return [_verl_dict(result, fallback, i) for i, result in enumerate(client(url).score(items).results)]

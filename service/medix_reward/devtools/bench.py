@@ -16,9 +16,7 @@ import asyncio
 import json
 import math
 import os
-import random
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,70 +29,26 @@ import httpx
 
 from medix_reward.app import create_app
 from medix_reward.checks import Tags, check_item, compose, split_ground_truth
-from medix_reward.embedder import EmbeddingCache, Encoder, MicroBatcher, SentenceTransformerEncoder, cosine
+from medix_reward.devtools.common import free_port, grpo_items, percentile, wait_until_ready
+from medix_reward.devtools.live import LiveServer
+from medix_reward.embedder import Encoder, SentenceTransformerEncoder, cosine
 from medix_reward.judge import JudgeClient, JudgeStats, chat_request, judge_http_clients, parse_reply
-from medix_reward.live import LiveServer
-from medix_reward.pipeline import RewardPipeline
+from medix_reward.pipeline import open_pipeline
 from medix_reward.settings import EmbedderSettings, JudgeSettings, LimitsSettings, Settings
 from medix_reward_client.schema import COMPONENTS, RewardItem, RewardOptions, RewardRequest, Weights
-
-# (modality, finding, paraphrases, wrong answers); each prompt pairs one with a site, so truths vary.
-_CASES = [
-    ("X_RAY", "pneumothorax", ["collapsed lung", "air in the pleural space"], ["pleural effusion", "pneumonia"]),
-    ("CT_SCAN", "subdural hematoma", ["subdural bleed", "crescent-shaped hemorrhage"], ["epidural hematoma"]),
-    ("MRI_SCAN", "glioblastoma", ["high-grade glioma", "GBM"], ["meningioma", "brain abscess"]),
-    ("ULTRASOUND", "cholelithiasis", ["gallstones", "stones in the gallbladder"], ["cholecystitis", "polyp"]),
-    ("FUNDUS_PHOTOGRAPHY", "diabetic retinopathy", ["retinal microaneurysms"], ["glaucoma", "macular hole"]),
-    ("MICROSCOPY", "adenocarcinoma", ["glandular carcinoma"], ["squamous cell carcinoma", "lymphoma"]),
-    ("MAMMOGRAPHY", "spiculated mass", ["stellate lesion"], ["benign calcifications", "cyst"]),
-    ("ENDOSCOPY", "gastric ulcer", ["peptic ulcer of the stomach"], ["gastritis", "varices"]),
-    ("OCT_SCAN", "macular edema", ["retinal thickening at the macula"], ["drusen", "epiretinal membrane"]),
-    ("ANGIOGRAPHY", "coronary stenosis", ["narrowed coronary artery"], ["aneurysm", "dissection"]),
-]  # fmt: skip
-_SITES = ["left side", "right side", "upper lobe", "lower lobe", "apex", "base", "anterior wall", "posterior wall"]
-_REASONING = (
-    "The image shows {finding_hint}. Comparing with normal anatomy, the {site} looks abnormal. "
-    "Other causes such as {wrong} are less likely given the distribution and the clinical picture."
-)
-
-
-def grpo_items(prompts: int, group: int, duplicate_share: float, seed: int) -> list[dict[str, Any]]:
-    """P prompts × G samples, consecutive per prompt: exact matches, paraphrases, wrong and invalid
-    answers, some broken formats, and a share of answers repeated within the group."""
-    rng = random.Random(seed)
-    items = []
-    for p in range(prompts):
-        modality, finding, paraphrases, wrongs = _CASES[p % len(_CASES)]
-        site = _SITES[(p // len(_CASES)) % len(_SITES)]
-        truth = f"{finding} of the {site}".capitalize()
-        answers: list[str] = []
-        for s in range(group):
-            if answers and rng.random() < duplicate_share:
-                answer = rng.choice(answers)
-            else:
-                kind = rng.choices(["exact", "paraphrase", "wrong", "invalid"], [0.2, 0.4, 0.3, 0.1])[0]
-                answer = {
-                    "exact": truth,
-                    "paraphrase": f"{rng.choice(paraphrases)} ({site}), sample {s}",
-                    "wrong": f"{rng.choice(wrongs)} of the {rng.choice(_SITES)}",
-                    "invalid": f"Diagnosis: {finding}?",
-                }[kind]
-            answers.append(answer)
-            thinking = _REASONING.format(finding_hint=rng.choice(paraphrases), site=site, wrong=rng.choice(wrongs))
-            tag = modality if rng.random() < 0.9 else rng.choice(_CASES)[0]
-            if rng.random() < 0.85:
-                response = f"<{tag}> <thinking>{thinking}</thinking> <answer>{answer}</answer>"
-            else:
-                response = f"<{tag}> {thinking} The answer is {answer}."  # no tags: format 0
-            items.append({"id": f"{p}-{s}", "group_id": p, "response": response,
-                          "ground_truth": f"<{modality}> {truth}"})  # fmt: skip
-    return items
 
 
 def serial_baseline(
     items: list[dict[str, Any]], judge: JudgeSettings, encoder: Encoder, threshold: float
 ) -> tuple[list[float | None], float, int]:
-    """MediX-R1's `medical.py`, item by item: one blocking judge call and one two-sentence encode each."""
+    """MediX-R1's `medical.py`, item by item: one blocking judge call and one two-sentence encode each.
+
+    An independent re-implementation of the reference reward loop, kept apart from the service's pipeline
+    on purpose: it shares none of `RewardPipeline`, `JudgeClient`, the micro-batcher or the caches, so the
+    benchmark's "scores differing from the baseline" compares two implementations. It does reuse the pure
+    functions of `medix_reward.checks` (extraction, format, modality, composition) and the judge's
+    request/reply format (`chat_request`, `parse_reply`): those are what the scores are defined by, not the
+    serving machinery under test."""
     tags, weights, scores_out, calls = Tags(), Weights(), [], 0
     started = time.perf_counter()
     with httpx.Client(timeout=judge.timeout_s) as http:
@@ -117,24 +71,13 @@ def serial_baseline(
 
 async def _in_process(settings: Settings, encoder: Encoder, request: RewardRequest, warm_repeats: int = 0):
     """The pipeline with cold caches, then `warm_repeats` more runs of the same request (warm caches)."""
-    batcher = MicroBatcher(encoder, settings.embedder.max_batch_size, settings.embedder.max_wait_ms / 1000)
-    batcher.start()
-    await batcher.embed(["warm-up"])  # as the service's start-up does: a warm encoder thread
-    http = judge_http_clients(settings.judge)
-    try:
-        pipeline = RewardPipeline(
-            settings.reward, settings.limits, JudgeClient(settings.judge, http),
-            EmbeddingCache(batcher, settings.embedder.cache_size),
-        )  # fmt: skip
+    async with open_pipeline(settings, encoder=encoder) as pipeline:  # warm, as the service's start-up
         runs = []
         for _ in range(1 + warm_repeats):
             started = time.perf_counter()
             response = await pipeline.score(request)
             runs.append((response, time.perf_counter() - started))
         return runs
-    finally:
-        await batcher.stop()
-        await asyncio.gather(*(client.aclose() for client in http))
 
 
 async def _judge_alone(judge: JudgeSettings, pairs: list[tuple[str, str]]) -> float:
@@ -159,21 +102,18 @@ class JudgeProcess:
     _process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> JudgeProcess:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         command = [sys.executable, "-m", "medix_reward.cli", "scripted-judge", "--port", str(port),
                    "--latency-ms", str(self.latency_ms), "--capacity", str(self.capacity)]  # fmt: skip
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{port}/v1"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/models", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("the scripted judge did not start")
+        try:
+            wait_until_ready(f"{self.url}/models", process=self._process, timeout_s=30, interval_s=0.1,
+                             what="the scripted judge")  # fmt: skip
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
 
     def __exit__(self, *exc: object) -> None:
         assert self._process is not None
@@ -196,11 +136,6 @@ class BenchConfig:
     sweep_sizes: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
     sweep_latencies_ms: list[float] = field(default_factory=lambda: [10.0, 50.0, 100.0])
     sweep: bool = True
-
-
-def _p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
 def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
@@ -271,9 +206,9 @@ def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
             "items": n,
             "baseline": {"seconds_p50": statistics.median(base_times), "items_per_s": base_rate,
                          "judge_calls": base_calls},
-            "service_in_process": {"seconds_p50": _p(service_times, 0.5), "seconds_p99": _p(service_times, 0.99),
-                                   "items_per_s": service_rate},
-            "service_http": {"seconds_p50": _p(http_times, 0.5), "seconds_p99": _p(http_times, 0.99),
+            "service_in_process": {"seconds_p50": percentile(service_times, 0.5),
+                                   "seconds_p99": percentile(service_times, 0.99), "items_per_s": service_rate},
+            "service_http": {"seconds_p50": percentile(http_times, 0.5), "seconds_p99": percentile(http_times, 0.99),
                              "items_per_s": n / statistics.median(http_times)},
             "speedup": service_rate / base_rate,
             "judge": {"calls_p50": statistics.median(calls_made), "pairs_p50": statistics.median(pairs),

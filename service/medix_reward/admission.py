@@ -1,0 +1,142 @@
+"""Admission: every limit a caller can hit before any work is done, and what they get past it.
+
+| Check, in order                     | Setting                                   | Past it                          |
+| ----------------------------------- | ----------------------------------------- | -------------------------------- |
+| bearer key, before the body is read | `auth.keys`                               | 401 `unauthorized`               |
+| body size (Content-Length or count) | `limits.max_body_bytes`                   | 413 `body_too_large`             |
+| items per request                   | `limits.max_items`                        | 422 `too_many_items`, `items`    |
+| characters per field                | `limits.max_response_chars`, `…truth…`    | 422 `too_long`, the field        |
+| requests being scored               | `limits.max_concurrent_requests`          | 429 `overloaded`, `Retry-After`  |
+| items being scored                  | `limits.max_inflight_items`               | 429 `overloaded`, `Retry-After`  |
+
+The first two are ASGI middleware (they answer before the app reads the body); the rest run in the
+route, after parsing, through `Admission.admit`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from medix_reward.errors import BodyTooLarge, InvalidField, Overloaded, ServiceError, Unauthorized, raw_error
+from medix_reward.metrics import Metrics
+from medix_reward.settings import LimitsSettings
+from medix_reward_client.schema import RewardRequest
+
+
+async def _refuse(send: Send, exc: ServiceError) -> None:
+    status, headers, body = raw_error(exc)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class KeyCheck:
+    """Refuses a protected path without one of `keys` as its bearer token, before the body is read.
+
+    Every key is compared in constant time, so timing says nothing about which or how much matched.
+    """
+
+    def __init__(self, app: ASGIApp, keys: list[SecretStr], protected: frozenset[str]):
+        self.app = app
+        self.keys = [key.get_secret_value().encode() for key in keys]
+        self.protected = protected
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.keys and scope["path"] in self.protected:
+            authorization = dict(scope["headers"]).get(b"authorization", b"")
+            scheme, _, token = authorization.partition(b" ")
+            given = token.strip() if scheme.lower() == b"bearer" else b""
+            if not any([hmac.compare_digest(given, key) for key in self.keys]):
+                await _refuse(send, Unauthorized("missing or wrong bearer token"))
+                return
+        await self.app(scope, receive, send)
+
+
+class BodySizeLimit:
+    """Refuses a body over `limit` bytes, by Content-Length up front or by counting a streamed body."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    def _error(self) -> BodyTooLarge:
+        return BodyTooLarge(f"request body larger than {self.limit} bytes")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _refuse(send, self._error())
+            return
+        received = 0
+        refused = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit and not refused:
+                    # Answer 413 now; whatever the app makes of the aborted read is dropped below.
+                    refused = True
+                    await _refuse(send, self._error())
+                    raise self._error()
+            return message
+
+        async def send_unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counting_receive, send_unless_refused)
+
+
+def check_fields(request: RewardRequest, limits: LimitsSettings) -> None:
+    """Sizes a schema cannot know: they are settings."""
+    if len(request.items) > limits.max_items:
+        raise InvalidField(f"items: at most {limits.max_items} items per request", param="items", code="too_many_items")
+    for i, item in enumerate(request.items):
+        for name, limit in (("response", limits.max_response_chars), ("ground_truth", limits.max_truth_chars),
+                            ("answer", limits.max_truth_chars), ("modality", limits.max_truth_chars)):  # fmt: skip
+            value = getattr(item, name)
+            if value is not None and len(value) > limit:
+                param = f"items[{i}].{name}"
+                raise InvalidField(f"{param}: longer than {limit} characters", param=param, code="too_long")
+
+
+class Admission:
+    """Requests and items being scored, across all callers: refused at once (429) rather than queued."""
+
+    def __init__(self, limits: LimitsSettings, metrics: Metrics | None = None):
+        self.limits = limits
+        self.metrics = metrics
+        self.inflight_items = 0
+        self.inflight_requests = 0
+
+    @contextmanager
+    def admit(self, request: RewardRequest) -> Iterator[None]:
+        check_fields(request, self.limits)
+        n = len(request.items)
+        if self.inflight_requests >= self.limits.max_concurrent_requests:
+            limit = self.limits.max_concurrent_requests
+            raise Overloaded(f"{self.inflight_requests} requests in flight; limit {limit}")
+        if self.inflight_items + n > self.limits.max_inflight_items:
+            raise Overloaded(f"{self.inflight_items} items in flight; limit {self.limits.max_inflight_items}")
+        self.inflight_items += n
+        self.inflight_requests += 1
+        self._gauge()
+        try:
+            yield
+        finally:
+            self.inflight_items -= n
+            self.inflight_requests -= 1
+            self._gauge()
+
+    def _gauge(self) -> None:
+        if self.metrics is not None:
+            self.metrics.inflight_items.set(self.inflight_items)

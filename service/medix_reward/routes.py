@@ -1,0 +1,185 @@
+"""The HTTP routes: each validates, admits, hands the request to the pipeline and returns. State comes from
+`app.state` through the accessors below; errors are raised and mapped once, in `errors.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+from fastapi import APIRouter, Depends, Request, Security
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from medix_reward import __version__
+from medix_reward.admission import Admission
+from medix_reward.checks import split_ground_truth
+from medix_reward.errors import ClientGone, InvalidField, NotReady, documented, error_response
+from medix_reward.judge import PROMPT_VERSION
+from medix_reward.metrics import Metrics
+from medix_reward.pipeline import RewardPipeline
+from medix_reward.protocols import (
+    OpenRLHFRequest,
+    OpenRLHFResponse,
+    SlimeRequest,
+    SlimeResponse,
+    openrlhf_response,
+    slime_response,
+)
+from medix_reward.settings import Settings
+from medix_reward_client.schema import RewardRequest, RewardResponse
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Keys are enforced by admission.KeyCheck before the body is read; this declares the scheme in OpenAPI.
+_bearer = HTTPBearer(auto_error=False, description="One of MEDIX_REWARD_AUTH__KEYS, when keys are set")
+PROTECTED_PATHS = frozenset({"/reward", "/openrlhf/get_reward", "/slime/reward", "/config"})
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_pipeline(request: Request) -> RewardPipeline:
+    return request.app.state.pipeline
+
+
+def get_admission(request: Request) -> Admission:
+    return request.app.state.admission
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+PipelineDep = Annotated[RewardPipeline, Depends(get_pipeline)]
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
+
+
+def with_cancellation(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Races the handler against the client's disconnect: nobody waits for those rewards any more, so their
+    judge calls stop. The handler must take `raw_request: Request`."""
+
+    @functools.wraps(handler)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        request = kwargs["raw_request"]
+        assert isinstance(request, Request)
+        work = asyncio.ensure_future(handler(*args, **kwargs))
+        gone = asyncio.ensure_future(_disconnected(request))
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            work.cancel()
+            get_metrics(request).cancelled.inc()
+            raise ClientGone("the client disconnected")
+        gone.cancel()
+        return work.result()
+
+    return wrapper
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away (the body has been read, so the next message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _score(admission: Admission, pipeline: RewardPipeline, body: RewardRequest) -> RewardResponse:
+    with admission.admit(body):
+        return await pipeline.score(body)
+
+
+scoring = APIRouter(dependencies=[Security(_bearer)], responses=documented(400, 401, 413, 422, 429, 500, 502, 504))
+
+
+@scoring.post("/reward", response_model=RewardResponse)
+@with_cancellation
+async def reward(
+    body: RewardRequest, raw_request: Request, admission: AdmissionDep, pipeline: PipelineDep
+) -> RewardResponse:
+    """Score a batch of completions; one result per item, in order."""
+    return await _score(admission, pipeline, body)
+
+
+def _tagged_labels(body: OpenRLHFRequest | SlimeRequest, settings: Settings) -> RewardRequest:
+    """These protocols need a float per sample, so a label that cannot give one is the caller's error."""
+    reward_request = body.to_reward_request()
+    if "modality" in settings.reward.components:
+        for i, item in enumerate(reward_request.items):
+            if split_ground_truth(item.ground_truth or "")[0] is None:
+                param = body.label_field(i)
+                message = f"{param}: has no '<TAG>' for the modality component (or disable the component)"
+                raise InvalidField(message, param=param, code="no_true_modality")
+    return reward_request
+
+
+def _count_fallbacks(metrics: Metrics, route: str, response: RewardResponse, settings: Settings) -> None:
+    if settings.adapters.fallback is not None:
+        unscored = sum(result.overall is None for result in response.results)
+        if unscored:
+            metrics.fallbacks.labels(route).inc(unscored)
+
+
+@scoring.post("/openrlhf/get_reward", response_model=OpenRLHFResponse)
+@with_cancellation
+async def openrlhf(
+    body: OpenRLHFRequest, raw_request: Request, admission: AdmissionDep, pipeline: PipelineDep,
+    settings: SettingsDep, metrics: MetricsDep,
+) -> OpenRLHFResponse:  # fmt: skip
+    """OpenRLHF's remote reward protocol (`--reward.remote_url http://HOST:PORT/openrlhf/get_reward`)."""
+    response = await _score(admission, pipeline, _tagged_labels(body, settings))
+    _count_fallbacks(metrics, "openrlhf", response, settings)
+    return openrlhf_response(response, settings.adapters.fallback)
+
+
+@scoring.post("/slime/reward", response_model=SlimeResponse)
+@with_cancellation
+async def slime(
+    body: SlimeRequest, raw_request: Request, admission: AdmissionDep, pipeline: PipelineDep,
+    settings: SettingsDep, metrics: MetricsDep,
+) -> SlimeResponse:  # fmt: skip
+    """slime's remote reward protocol (`--rm-type remote_rm --rm-url http://HOST:PORT/slime/reward`)."""
+    response = await _score(admission, pipeline, _tagged_labels(body, settings))
+    _count_fallbacks(metrics, "slime", response, settings)
+    return slime_response(response, settings.adapters.fallback)
+
+
+operations = APIRouter()
+
+
+@operations.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@operations.get("/ready", responses=documented(503))
+async def ready(request: Request, settings: SettingsDep) -> JSONResponse:
+    """Readiness: the embedder is warm, the micro-batcher alive and a judge replica answers."""
+    pipeline: RewardPipeline | None = getattr(request.app.state, "pipeline", None)
+    if pipeline is None or not pipeline.embeddings.batcher.alive:
+        return error_response(NotReady("embedder not running"))
+    if "accuracy_llm" in settings.reward.components and not await pipeline.judge.reachable():
+        return error_response(NotReady("no judge replica answers"))
+    return JSONResponse({"status": "ready"})
+
+
+@operations.get("/metrics", response_class=Response)
+async def prometheus_metrics(request: Request, metrics: MetricsDep) -> Response:
+    """Prometheus exposition of the service's metrics."""
+    pipeline: RewardPipeline | None = getattr(request.app.state, "pipeline", None)
+    if pipeline is not None:
+        metrics.embed_queue_depth.set(pipeline.embeddings.batcher.queued)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@operations.get("/config", dependencies=[Security(_bearer)], responses=documented(401))
+async def config(settings: SettingsDep, pipeline: PipelineDep) -> dict[str, Any]:
+    """The effective configuration (secrets redacted) and its hash, as carried by every /reward response."""
+    # pydantic renders SecretStr as '**********'.
+    return {"version": __version__, "config_hash": pipeline.default_config_hash, "prompt_version": PROMPT_VERSION,
+            "settings": settings.model_dump(mode="json")}  # fmt: skip

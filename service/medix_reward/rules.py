@@ -1,0 +1,145 @@
+"""The scoring rule, pure: which reward applies to a request, and, given a checked item, the judge's
+verdict and the embedding similarity, its component scores, details and errors.
+
+A preset is a value (`EffectiveReward`) handed to these functions; the pipeline only gathers verdicts
+and vectors. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medix_reward.checks import CheckedItem, Tags, check_item, clean_answer, compose, modality_tag, split_ground_truth
+from medix_reward.judge import JudgeError, Verdict
+from medix_reward.settings import RewardSettings
+from medix_reward_client.schema import (
+    COMPONENTS,
+    Component,
+    ComponentError,
+    ComponentScores,
+    ItemDetails,
+    ItemResult,
+    RewardItem,
+    RewardOptions,
+    Weights,
+)
+
+REFERENCE_PRESET = "medix-r1"
+_REFERENCE = RewardSettings()
+
+Pair = tuple[str, str]  # (predicted answer, true answer)
+
+
+@dataclass(frozen=True)
+class EffectiveReward:
+    """Everything that decides a request's scores, after per-request options."""
+
+    tags: Tags
+    weights: Weights
+    embed_threshold: float
+    components: frozenset[Component]
+    preset: str
+
+    def fingerprint(self) -> dict[str, object]:
+        return {
+            "preset": self.preset,
+            "tags": [self.tags.thinking, self.tags.answer],
+            "weights": self.weights.model_dump(),
+            "embed_threshold": self.embed_threshold,
+            "components": sorted(self.components),
+        }
+
+
+def effective_reward(settings: RewardSettings, options: RewardOptions | None) -> EffectiveReward:
+    weights, threshold, components = settings.weights, settings.embed_threshold, settings.components
+    if options is not None:
+        if options.weights is not None:
+            weights = weights.model_copy(update=options.weights.model_dump(exclude_none=True))
+        if options.embed_threshold is not None:
+            threshold = options.embed_threshold
+        if options.components is not None:
+            components = options.components
+    tags = Tags(settings.thinking_tag, settings.answer_tag)
+    is_reference = (
+        tags == Tags(_REFERENCE.thinking_tag, _REFERENCE.answer_tag)
+        and weights == _REFERENCE.weights
+        and threshold == _REFERENCE.embed_threshold
+        and set(components) == set(COMPONENTS)
+    )
+    preset = REFERENCE_PRESET if is_reference else "custom"
+    return EffectiveReward(tags, weights, threshold, frozenset(components), preset)
+
+
+def true_answer(item: RewardItem) -> tuple[str | None, str]:
+    """(modality tag or None, answer) from either ground-truth form."""
+    if item.ground_truth is not None:
+        return split_ground_truth(item.ground_truth)
+    assert item.answer is not None  # the schema guarantees one of the two forms
+    return (modality_tag(item.modality) if item.modality else None), clean_answer(item.answer)
+
+
+def check(item: RewardItem, reward: EffectiveReward) -> CheckedItem:
+    true_modality, answer = true_answer(item)
+    return check_item(item.response, answer, true_modality, reward.tags)
+
+
+def model_pair(checked: CheckedItem) -> Pair | None:
+    """The pair the judge and the embedder must see, or None when a shortcut decides without them."""
+    return None if checked.shortcut is not None else (checked.predicted_answer, checked.true_answer)
+
+
+def score_item(
+    item: RewardItem,
+    c: CheckedItem,
+    reward: EffectiveReward,
+    verdict: Verdict | JudgeError | None,
+    similarity: float | None,
+) -> ItemResult:
+    """One item's result. `verdict` and `similarity` are None when no model was asked (shortcut, or the
+    component is off); a JudgeError becomes a null accuracy_llm with its reason, never a 0."""
+    scores: dict[Component, float | None] = dict.fromkeys(COMPONENTS)
+    errors: dict[str, ComponentError] = {}
+    judged: dict[str, object] = {}  # the judge's and the embedder's part of the details
+    on = reward.components
+    if "format" in on:
+        scores["format"] = c.format
+    if "modality" in on:
+        scores["modality"] = c.modality
+        if c.modality is None:
+            errors["modality"] = ComponentError(
+                code="no_true_modality",
+                message="the ground truth names no modality: give '<TAG> answer', or `modality`, "
+                "or leave modality out of `components`",
+            )
+    shortcut_score = None if c.shortcut is None else float(c.shortcut == "exact_match")
+    if "accuracy_llm" in on:
+        if shortcut_score is not None:
+            scores["accuracy_llm"] = shortcut_score
+        elif isinstance(verdict, JudgeError):
+            errors["accuracy_llm"] = ComponentError(code=verdict.code, message=verdict.message)
+        elif verdict is not None:
+            scores["accuracy_llm"] = 1.0 if verdict.yes else 0.0
+            judged.update(judge_verdict="YES" if verdict.yes else "NO", judge_reply=verdict.reply,
+                          judge_p_yes=verdict.p_yes, judge_cached=verdict.cached)  # fmt: skip
+    if "accuracy_embed" in on:
+        if shortcut_score is not None:
+            scores["accuracy_embed"] = shortcut_score
+        elif similarity is not None:
+            judged["cosine"] = similarity
+            scores["accuracy_embed"] = 1.0 if similarity >= reward.embed_threshold else 0.0
+    details = ItemDetails(
+        predicted_answer=c.predicted_answer,
+        true_answer=c.true_answer,
+        predicted_modality=c.predicted_modality,
+        true_modality=c.true_modality,
+        shortcut=c.shortcut,
+        **judged,
+    )
+    return ItemResult(
+        id=item.id,
+        group_id=item.group_id,
+        overall=compose(scores, reward.weights, reward.components),
+        scores=ComponentScores(**scores),
+        details=details,
+        errors=errors,
+    )
