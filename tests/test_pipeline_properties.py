@@ -10,7 +10,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medix_reward.devtools.scripted_judge import _QUOTED, same_meaning
+from medix_reward.devtools.scripted_judge import read_pair, same_meaning
 from medix_reward.embedder import EmbeddingCache, MicroBatcher
 from medix_reward.judge import JudgeClient
 from medix_reward.pipeline import RewardPipeline
@@ -20,8 +20,7 @@ from tests.conftest import CharEncoder
 
 
 def judge_by_rule(request: httpx.Request) -> httpx.Response:
-    prompt = json.loads(request.content)["messages"][0]["content"]
-    truth, answer = _QUOTED.findall(prompt)[-2:]
+    truth, answer = read_pair(json.loads(request.content)["messages"])
     content = "YES" if same_meaning(answer, truth) else "NO"
     return httpx.Response(200, json={"choices": [{"message": {"content": content}}]})
 

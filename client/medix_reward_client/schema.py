@@ -20,7 +20,9 @@ MODALITIES: tuple[str, ...] = (
     "FLUOROSCOPY", "OTHER", "SPECT",
 )  # fmt: skip
 
-Shortcut = Literal["exact_match", "invalid_answer"]
+Shortcut = Literal["exact_match", "invalid_answer", "rejected"]
+Preset = Literal["medix-r1", "hardened"]
+PRESETS: tuple[Preset, ...] = ("medix-r1", "hardened")
 # A string that may be left out but not sent as null (the spec says so, and the server refuses null).
 OmittableStr = Annotated[str | None, WithJsonSchema({"type": "string"})]
 
@@ -98,6 +100,11 @@ class WeightsOverride(_Request):
 class RewardOptions(_Request):
     """Per-request overrides of the service's reward settings."""
 
+    preset: Preset | None = Field(
+        default=None,
+        description="'medix-r1' reproduces the MediX-R1 reference; 'hardened' adds the service's defences "
+        "against reward hacking (see README). Default: the service's setting.",
+    )
     weights: WeightsOverride | None = None
     embed_threshold: float | None = Field(default=None, ge=-1, le=1)
     components: list[Component] | None = Field(
@@ -129,11 +136,21 @@ class ItemDetails(_Response):
     true_answer: str
     predicted_modality: str | None = Field(description="Text before the first thinking tag, if any.")
     true_modality: str | None
-    shortcut: Shortcut | None = Field(description="exact_match or invalid_answer: accuracy set without model calls.")
+    shortcut: Shortcut | None = Field(
+        description="exact_match, invalid_answer or rejected: accuracy set without model calls."
+    )
+    rejection: str | None = Field(
+        default=None,
+        description="Why the hardened preset gave no accuracy credit: a screening rule, format_abuse "
+        "(both accuracies 0, no model asked), or semantic_gate / swap_disagrees (accuracy_llm 0).",
+    )
     judge_verdict: Literal["YES", "NO"] | None = None
     judge_reply: str | None = None
     judge_p_yes: float | None = Field(default=None, description="Judge probability of YES, when logprobs are on.")
     judge_cached: bool | None = None
+    judge_swap_verdict: Literal["YES", "NO"] | None = Field(
+        default=None, description="The hardened swap check: the verdict with the answers' roles swapped."
+    )
     cosine: float | None = None
 
 
@@ -173,7 +190,10 @@ class Usage(_Response):
 
 
 class RewardResponse(_Response):
-    preset: str = Field(description="'medix-r1' when the effective reward is the reference's, else 'custom'.")
+    preset: str = Field(
+        description="'medix-r1' when the effective reward is the reference's, 'hardened' for the hardened "
+        "preset; 'custom' / 'hardened-custom' when weights, threshold, components or tags were changed."
+    )
     results: list[ItemResult]
     groups: list[GroupStats] = Field(default_factory=list)
     usage: Usage

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from medix_reward.screening import screen
 from medix_reward_client.schema import Component, Shortcut, Weights
 
 # A whole whitespace run (possessive, starting where no whitespace precedes it) before a delimiter, or a
@@ -71,6 +72,28 @@ def extract_answer(normalized: str, tags: Tags) -> str:
     return clean_answer(normalized)
 
 
+def strict_answer(normalized: str, tags: Tags) -> tuple[float, str | None]:
+    """The hardened format: exactly one thinking block, then exactly one answer block, nothing after.
+
+    (1.0, answer) when the response has that shape; (0.0, None) when it has answer tags in any other shape
+    (an answer hidden in the thinking, two answer blocks, text after the answer: format abuse); and
+    (0.0, the whole text) when it has no answer tags at all, as the reference reads an untagged response.
+    """
+    think_open, think_close = tags.open(tags.thinking), tags.close(tags.thinking)
+    answer_open, answer_close = tags.open(tags.answer), tags.close(tags.answer)
+    counts = [normalized.count(tag) for tag in (think_open, think_close, answer_open, answer_close)]
+    if counts[2] == counts[3] == 0:
+        return 0.0, clean_answer(normalized)
+    if counts != [1, 1, 1, 1]:
+        return 0.0, None
+    a, b = normalized.index(think_open), normalized.index(think_close)
+    c, d = normalized.index(answer_open), normalized.index(answer_close)
+    between, after = normalized[b + len(think_close) : c], normalized[d + len(answer_close) :]
+    if not (a < b < c < d) or between.strip() or after.strip():
+        return 0.0, None
+    return 1.0, clean_answer(normalized[c + len(answer_open) : d])
+
+
 def predicted_modality(normalized: str, tags: Tags) -> str | None:
     """The text before the first thinking tag, stripped; None when there is no thinking tag."""
     start = normalized.find(tags.open(tags.thinking))
@@ -118,6 +141,7 @@ class CheckedItem:
     true_answer: str
     true_modality: str | None
     shortcut: Shortcut | None
+    rejection: str | None = None  # why a "rejected" shortcut was taken
 
     @property
     def modality(self) -> float | None:
@@ -126,16 +150,36 @@ class CheckedItem:
         return modality_score(self.predicted_modality, self.true_modality)
 
 
-def check_item(response: str, true_answer: str, true_modality: str | None, tags: Tags) -> CheckedItem:
+def check_item(
+    response: str,
+    true_answer: str,
+    true_modality: str | None,
+    tags: Tags,
+    *,
+    strict_format: bool = False,
+    screen_answers: bool = False,
+) -> CheckedItem:
+    """The reference's checks; the two keywords are the hardened preset's format and screening defences."""
     normalized = normalize(response)
-    predicted = extract_answer(normalized, tags)
+    rejection = None
+    if strict_format:
+        format_, answer = strict_answer(normalized, tags)
+        predicted, rejection = (
+            (answer, None) if answer is not None else (extract_answer(normalized, tags), "format_abuse")
+        )
+    else:
+        format_, predicted = format_score(normalized, tags), extract_answer(normalized, tags)
+    shortcut = accuracy_shortcut(predicted, true_answer)
+    if rejection is None and screen_answers and shortcut is None:
+        rejection = screen(predicted, true_answer)
     return CheckedItem(
-        format=format_score(normalized, tags),
+        format=format_,
         predicted_modality=predicted_modality(normalized, tags),
         predicted_answer=predicted,
         true_answer=true_answer,
         true_modality=true_modality,
-        shortcut=accuracy_shortcut(predicted, true_answer),
+        shortcut="rejected" if rejection is not None else shortcut,
+        rejection=rejection,
     )
 
 

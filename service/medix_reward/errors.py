@@ -45,10 +45,6 @@ class BodyTooLarge(ServiceError):
     pass
 
 
-class BodyTimeout(ServiceError):
-    pass
-
-
 class InvalidField(ServiceError):
     pass
 
@@ -77,7 +73,6 @@ class NotReady(ServiceError):
 ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     InvalidJSON: (400, "invalid_request", "invalid_json"),
     Unauthorized: (401, "unauthorized", "unauthorized"),
-    BodyTimeout: (408, "timeout", "body_timeout"),
     BodyTooLarge: (413, "too_large", "body_too_large"),
     InvalidField: (422, "invalid_request", "validation_error"),
     Overloaded: (429, "overloaded", "overloaded"),
@@ -93,7 +88,6 @@ _HEADERS: dict[int, dict[str, str]] = {401: {"WWW-Authenticate": "Bearer"}, 429:
 _DESCRIPTIONS = {
     400: "The body is not valid JSON",
     401: "Missing or wrong bearer token",
-    408: "The body did not arrive in time",
     413: "Request body too large",
     422: "Invalid request: `error.param` names the field",
     429: "Overloaded: retry after `Retry-After` seconds",

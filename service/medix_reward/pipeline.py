@@ -23,19 +23,21 @@ from medix_reward.embedder import (
     cosine,
 )
 from medix_reward.errors import JudgeDown, JudgeTimedOut
-from medix_reward.judge import PROMPT_VERSION, JudgeClient, JudgeError, JudgeStats, Verdict, judge_http_clients
+from medix_reward.judge import JudgeAsk, JudgeClient, JudgeError, JudgeStats, Verdict, judge_http_clients
 from medix_reward.metrics import Metrics
 from medix_reward.rules import EffectiveReward, Pair, check, effective_reward, model_pair, score_item
 from medix_reward.settings import Settings
 from medix_reward_client.groups import group_stats
 from medix_reward_client.schema import RewardRequest, RewardResponse, StageTimes, Usage
 
+Verdicts = dict[Pair, Verdict | JudgeError]
+
 
 def config_hash(settings: Settings, reward: EffectiveReward) -> str:
     """A fingerprint of everything that decides a score: version, judge, prompt, embedder, effective reward."""
     decisive = {
         "version": __version__,
-        "prompt_version": PROMPT_VERSION,
+        "prompt_version": reward.judge_ask.prompt_version,
         "judge": settings.judge.model_dump(mode="json", include={"model", "max_tokens", "chat_template_kwargs"}),
         "embedder": settings.embedder.model,
         "reward": reward.fingerprint(),
@@ -52,23 +54,23 @@ class RewardPipeline:
         self.embeddings = embeddings
         self.metrics = metrics
 
-    @property
-    def default_config_hash(self) -> str:
-        return config_hash(self.settings, effective_reward(self.settings.reward, None))
+    def reward_for(self, request: RewardRequest | None) -> EffectiveReward:
+        options = request.options if request is not None else None
+        return effective_reward(self.settings.reward, options, self.settings.hardened)
 
     async def score(self, request: RewardRequest) -> RewardResponse:
         started = time.perf_counter()
-        reward = effective_reward(self.settings.reward, request.options)
+        reward = self.reward_for(request)
         checked = [check(item, reward) for item in request.items]
         checks_done = time.perf_counter()
 
         needs_model = {pair for c in checked if (pair := model_pair(c)) is not None}
         judge_pairs = needs_model if "accuracy_llm" in reward.components else set()
-        embed_pairs = needs_model if "accuracy_embed" in reward.components else set()
+        embed_pairs = needs_model if reward.needs_similarity else set()
         judge_stats, embed_stats = JudgeStats(), EmbedStats()
         try:
-            (verdicts, judge_s), (vectors, embed_s) = await asyncio.gather(
-                self._judge_all(judge_pairs, judge_stats), self._embed_all(embed_pairs, embed_stats)
+            (verdicts, swapped, judge_s), (vectors, embed_s) = await asyncio.gather(
+                self._judge_all(judge_pairs, reward, judge_stats), self._embed_all(embed_pairs, embed_stats)
             )
         finally:
             if self.metrics is not None:
@@ -86,7 +88,8 @@ class RewardPipeline:
             if pair is not None and pair[0] in vectors:
                 similarity = cosine(vectors[pair[0]], vectors[pair[1]])
             verdict = verdicts.get(pair) if pair is not None else None
-            results.append(score_item(item, c, reward, verdict, similarity))
+            swap = swapped.get(pair) if pair is not None else None
+            results.append(score_item(item, c, reward, verdict, similarity, swap))
         usage = Usage(
             items=len(results),
             judge_pairs=len(judge_pairs),
@@ -113,18 +116,30 @@ class RewardPipeline:
             _record(self.metrics, response)
         return response
 
-    async def _judge_all(self, pairs: set[Pair], stats: JudgeStats) -> tuple[dict[Pair, Verdict | JudgeError], float]:
+    async def _judge_all(
+        self, pairs: set[Pair], reward: EffectiveReward, stats: JudgeStats
+    ) -> tuple[Verdicts, Verdicts, float]:
+        """The verdict of every pair and, under the swap check, the swapped verdict of every YES."""
         started = time.perf_counter()
-        ordered = list(pairs)
+        ask = reward.judge_ask
+        verdicts = await self._verdicts(list(pairs), ask, stats)
+        swapped: Verdicts = {}
+        if reward.defences.swap_check:
+            yes = [pair for pair, v in verdicts.items() if isinstance(v, Verdict) and v.yes]
+            by_swap = await self._verdicts([(truth, answer) for answer, truth in yes], ask, stats)
+            swapped = {(answer, truth): v for (truth, answer), v in by_swap.items()}
+        return verdicts, swapped, time.perf_counter() - started
+
+    async def _verdicts(self, pairs: list[Pair], ask: JudgeAsk, stats: JudgeStats) -> Verdicts:
         outcomes = await asyncio.gather(
-            *(self.judge.verdict(answer, truth, stats) for answer, truth in ordered), return_exceptions=True
+            *(self.judge.verdict(answer, truth, stats, ask) for answer, truth in pairs), return_exceptions=True
         )
-        verdicts: dict[Pair, Verdict | JudgeError] = {}
-        for pair, outcome in zip(ordered, outcomes, strict=True):
+        verdicts: Verdicts = {}
+        for pair, outcome in zip(pairs, outcomes, strict=True):
             if isinstance(outcome, BaseException) and not isinstance(outcome, JudgeError):
                 raise outcome
             verdicts[pair] = outcome
-        return verdicts, time.perf_counter() - started
+        return verdicts
 
     async def _embed_all(self, pairs: set[Pair], stats: EmbedStats) -> tuple[dict[str, np.ndarray], float]:
         # An embedder failure is the service's own fault: it fails the request (EmbedderError → 500).

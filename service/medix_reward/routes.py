@@ -17,9 +17,8 @@ from medix_reward import __version__
 from medix_reward.admission import Admission
 from medix_reward.checks import split_ground_truth
 from medix_reward.errors import ClientGone, InvalidField, NotReady, documented, error_response
-from medix_reward.judge import PROMPT_VERSION
 from medix_reward.metrics import Metrics
-from medix_reward.pipeline import RewardPipeline
+from medix_reward.pipeline import RewardPipeline, config_hash
 from medix_reward.protocols import (
     OpenRLHFRequest,
     OpenRLHFResponse,
@@ -181,5 +180,11 @@ async def prometheus_metrics(request: Request, metrics: MetricsDep) -> Response:
 async def config(settings: SettingsDep, pipeline: PipelineDep) -> dict[str, Any]:
     """The effective configuration (secrets redacted) and its hash, as carried by every /reward response."""
     # pydantic renders SecretStr as '**********'.
-    return {"version": __version__, "config_hash": pipeline.default_config_hash, "prompt_version": PROMPT_VERSION,
-            "settings": settings.model_dump(mode="json")}  # fmt: skip
+    reward = pipeline.reward_for(None)
+    return {
+        "version": __version__,
+        "config_hash": config_hash(settings, reward),
+        "preset": reward.preset,
+        "prompt_version": reward.judge_ask.prompt_version,
+        "settings": settings.model_dump(mode="json"),
+    }

@@ -12,7 +12,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from medix_reward_client.schema import COMPONENTS, Component, Weights
+from medix_reward_client.schema import COMPONENTS, Component, Preset, Weights
 
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
 
@@ -60,7 +60,49 @@ class EmbedderSettings(_Group):
     cache_size: int = Field(default=100_000, ge=0, description="Embeddings kept across requests (LRU).")
 
 
+class DefenceSettings(_Group):
+    """The hardened preset's defences against reward hacking; each is a setting of its own so that it can be
+    measured alone (MEDIX_REWARD_HARDENED__<NAME>). The medix-r1 preset uses none of them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strict_format: bool = Field(
+        default=True,
+        description="Exactly one thinking block then exactly one answer block, nothing after; only that answer "
+        "counts. Anything else with answer tags is rejected as format_abuse.",
+    )
+    screen_answers: bool = Field(
+        default=True,
+        description="Reject, before any model call, answers that address the grader, assert their own "
+        "correctness, look like prompt delimiters, are non-committal, hedge, or negate the truth.",
+    )
+    strict_judge: bool = Field(
+        default=True,
+        description="Prompt medix-judge-v2: rubric in a system message, answers as data between markers "
+        "carrying a per-call nonce, one strict label parsed from the first word, one retry when unparseable.",
+    )
+    neutralise_special_tokens: bool = Field(
+        default=True, description="Text a chat template would read as control tokens never reaches the judge as such."
+    )
+    swap_check: bool = Field(default=True, description="Confirm a YES with the answers' roles swapped.")
+    semantic_floor: float | None = Field(
+        default=0.15,
+        ge=-1,
+        le=1,
+        description="A judge YES counts only if the embedding similarity reaches this; None turns the gate off. "
+        "0.15 is calibrated for all-MiniLM-L6-v2 on tests/data/adversarial.jsonl; calibrate per embedder.",
+    )
+    soft_score: bool = Field(default=False, description="accuracy_llm = P(YES) from the judge's logprobs, not 0/1.")
+
+
+NO_DEFENCES = DefenceSettings(
+    strict_format=False, screen_answers=False, strict_judge=False, neutralise_special_tokens=False,
+    swap_check=False, semantic_floor=None, soft_score=False,
+)  # fmt: skip
+
+
 class RewardSettings(_Group):
+    preset: Preset = Field(default="medix-r1", description="The default preset; a request may choose another.")
     thinking_tag: str = "thinking"
     answer_tag: str = "answer"
     weights: Weights = Weights()
@@ -110,6 +152,7 @@ class Settings(BaseSettings):
     judge: JudgeSettings = JudgeSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     reward: RewardSettings = RewardSettings()
+    hardened: DefenceSettings = DefenceSettings()
     limits: LimitsSettings = LimitsSettings()
     adapters: AdapterSettings = AdapterSettings()
     auth: AuthSettings = AuthSettings()

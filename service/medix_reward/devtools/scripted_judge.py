@@ -24,7 +24,40 @@ from starlette.routing import Route
 
 from medix_reward.devtools.live import LiveServer
 
-_QUOTED = re.compile(r"<<<(.*?)>>>", re.DOTALL)
+_QUOTED = re.compile(r"<<<(.*?)>>>", re.DOTALL)  # medix-judge-v1
+_MARKED = re.compile(r"\[DATA ([0-9a-f]+)\]\n(.*?)\n\[END \1\]", re.DOTALL)  # medix-judge-v2, nonce per call
+
+
+def read_pair(messages: list[dict[str, str]]) -> tuple[str, str]:
+    """(ground truth, predicted answer) as a judge prompt of either version shows them."""
+    prompt = messages[-1]["content"]
+    quoted = [text for _, text in _MARKED.findall(prompt)] or _QUOTED.findall(prompt)
+    truth, answer = (["", "", *quoted])[-2:]  # the last two: ground truth, then answer
+    return truth, answer
+
+
+# What a gullible judge takes as the answer speaking to it or vouching for itself.
+_TALKS_TO_JUDGE = re.compile(
+    r"\byes\b|\bcorrect|\btrue\b|\bmatch|\bsame\b|identical|equivalent|ground truth|reference|grader|judge|"
+    r"evaluat|verdict|ignore|disregard|instruction|<\||\|>|<<<|>>>|###|\[/?inst\]|[«»‹›＜＞]|^\W*$",
+    re.IGNORECASE,
+)
+
+
+def gullible(table: dict[tuple[str, str], bool]) -> Callable[[str, str], bool]:
+    """The worst realistic judge: YES whenever the answer it is shown talks to it or asserts its own
+    correctness (in either role), otherwise the verdict `table` holds for the pair in either order, and
+    otherwise `same_meaning`. Swapping the roles does not change its mind."""
+
+    def decide(answer: str, truth: str) -> bool:
+        if _TALKS_TO_JUDGE.search(answer) or _TALKS_TO_JUDGE.search(truth):
+            return True
+        for pair in ((answer, truth), (truth, answer)):
+            if pair in table:
+                return table[pair]
+        return same_meaning(answer, truth)
+
+    return decide
 
 
 def same_meaning(answer: str, truth: str) -> bool:
@@ -79,9 +112,7 @@ class ScriptedJudge:
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
-        prompt = body["messages"][-1]["content"]
-        quoted = _QUOTED.findall(prompt)
-        truth, answer = (["", "", *quoted])[-2:]  # the last two quotes: ground truth, then answer
+        truth, answer = read_pair(body["messages"])
         self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter()))
         fault = self._faults.popleft() if self._faults else self.failing_answers.get(answer)
         async with self._slots:
