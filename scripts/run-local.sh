@@ -5,7 +5,7 @@ set -euo pipefail
 BIN=${BIN:-.venv/bin}
 PORT=${PORT:-8080}
 JUDGE_PORT=${JUDGE_PORT:-8000}
-JUDGE_MODEL=${JUDGE_MODEL:-smollm2-135m}
+JUDGE_MODEL=${JUDGE_MODEL:-qwen2.5-coder-1.5b}  # smollm2-135m: 4 GB, fast, verdicts meaningless
 
 service=""
 cleanup() {

@@ -67,7 +67,7 @@ def test_cache_counts_hits_and_encodes_only_misses():
     encoder = CharEncoder()
 
     async def go(batcher):
-        cache = EmbeddingCache(batcher, size=10)
+        cache = EmbeddingCache(batcher, max_entries=10, max_bytes=2**30)
         first, second = EmbedStats(), EmbedStats()
         await cache.embed({"alpha", "beta"}, first)
         vectors = await cache.embed({"alpha", "gamma"}, second)

@@ -32,7 +32,7 @@ async def score_batch_and_singly(items: list[RewardItem]):
         async with httpx.AsyncClient(transport=httpx.MockTransport(judge_by_rule)) as http:
             settings = Settings(judge=JudgeSettings(cache_size=cache_size))
             judge = JudgeClient(settings.judge, [http])
-            pipeline = RewardPipeline(settings, judge, EmbeddingCache(batcher, cache_size))
+            pipeline = RewardPipeline(settings, judge, EmbeddingCache(batcher, cache_size, 2**30))
             try:
                 return await fn(pipeline)
             finally:

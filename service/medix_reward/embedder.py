@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import importlib
 import logging
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from medix_reward.caches import BoundedLRU
 from medix_reward.metrics import Metrics
 from medix_reward.settings import EmbedderSettings
 
@@ -166,17 +166,15 @@ class EmbedStats:
 class EmbeddingCache:
     """Embeddings of distinct texts, from the LRU or, for the misses, the micro-batcher."""
 
-    def __init__(self, batcher: MicroBatcher, size: int):
+    def __init__(self, batcher: MicroBatcher, max_entries: int, max_bytes: int):
         self.batcher = batcher
-        self._size = size
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vectors: BoundedLRU[str, np.ndarray] = BoundedLRU(max_entries, max_bytes)
 
     async def embed(self, texts: set[str], stats: EmbedStats) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for text in texts:
             vector = self._vectors.get(text)
             if vector is not None:
-                self._vectors.move_to_end(text)
                 found[text] = vector
         # Length order: a micro-batch is padded to its longest text, so neighbours of equal length waste
         # nothing (measured: 2.7× faster on a GRPO batch where unformatted responses are long answers).
@@ -186,15 +184,8 @@ class EmbeddingCache:
         if misses:
             for text, vector in zip(misses, await self.batcher.embed(misses), strict=True):
                 found[text] = vector
-                self._remember(text, vector)
+                self._vectors.put(text, vector, len(text) + vector.nbytes)
         return found
-
-    def _remember(self, text: str, vector: np.ndarray) -> None:
-        if self._size == 0:
-            return
-        self._vectors[text] = vector
-        while len(self._vectors) > self._size:
-            self._vectors.popitem(last=False)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

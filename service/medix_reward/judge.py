@@ -13,12 +13,13 @@ import math
 import random
 import re
 import secrets
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
 
+from medix_reward.caches import BoundedLRU
 from medix_reward.settings import JudgeSettings
 
 PROMPT_VERSION = "medix-judge-v1"
@@ -180,26 +181,6 @@ class JudgeStats:
     outcomes: Counter[str] = field(default_factory=Counter)  # per attempt: "ok" or an error code
 
 
-class _LRU:
-    def __init__(self, size: int):
-        self.size = size
-        self._items: OrderedDict[tuple[str, ...], Verdict] = OrderedDict()
-
-    def get(self, key: tuple[str, ...]) -> Verdict | None:
-        verdict = self._items.get(key)
-        if verdict is not None:
-            self._items.move_to_end(key)
-        return verdict
-
-    def put(self, key: tuple[str, ...], verdict: Verdict) -> None:
-        if self.size == 0:
-            return
-        self._items[key] = verdict
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-
 class JudgeClient:
     def __init__(
         self,
@@ -214,7 +195,7 @@ class JudgeClient:
         self._sleep = sleep
         self._jitter = jitter
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self._cache = _LRU(settings.cache_size)
+        self._cache: BoundedLRU[tuple[str, ...], Verdict] = BoundedLRU(settings.cache_size, settings.cache_bytes)
         self._inflight: dict[tuple[str, ...], asyncio.Future[Verdict]] = {}
         self._next_replica = 0
         self._next_client = 0
@@ -262,7 +243,7 @@ class JudgeClient:
             raise
         else:
             future.set_result(verdict)
-            self._cache.put(key, verdict)
+            self._cache.put(key, verdict, sum(map(len, key)) + len(verdict.reply))
             return verdict
         finally:
             del self._inflight[key]

@@ -165,7 +165,7 @@ async def open_pipeline(
     try:
         # Warm up on the encoder's own worker thread: torch sets up its thread pool per calling thread.
         await batcher.embed(["warm-up"])
-        embeddings = EmbeddingCache(batcher, settings.embedder.cache_size)
+        embeddings = EmbeddingCache(batcher, settings.embedder.cache_size, settings.embedder.cache_bytes)
         yield RewardPipeline(settings, JudgeClient(settings.judge, http), embeddings, metrics)
     finally:
         await batcher.stop()

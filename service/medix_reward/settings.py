@@ -38,6 +38,7 @@ class JudgeSettings(_Group):
     chat_template_kwargs: dict[str, object] = Field(default={"enable_thinking": False})
     logprobs: bool = Field(default=False, description="Ask for logprobs and report the judge's P(YES).")
     cache_size: int = Field(default=100_000, ge=0, description="Verdicts kept across requests (LRU); 0 disables.")
+    cache_bytes: int = Field(default=256 * 2**20, ge=0, description="Approximate memory the verdicts may hold.")
 
     @field_validator("base_urls")
     @classmethod
@@ -58,6 +59,7 @@ class EmbedderSettings(_Group):
     max_batch_size: int = Field(default=64, ge=1)
     max_wait_ms: float = Field(default=2.0, ge=0, description="How long a micro-batch waits to fill up.")
     cache_size: int = Field(default=100_000, ge=0, description="Embeddings kept across requests (LRU).")
+    cache_bytes: int = Field(default=512 * 2**20, ge=0, description="Approximate memory the embeddings may hold.")
 
 
 class DefenceSettings(_Group):

@@ -1,0 +1,34 @@
+"""The caches are bounded by bytes as well as entries: distinct long answers cannot grow them without limit."""
+
+from __future__ import annotations
+
+from medix_reward.caches import ENTRY_OVERHEAD_BYTES, BoundedLRU
+
+
+def test_evicts_least_recently_used_by_entries():
+    lru: BoundedLRU[str, int] = BoundedLRU(max_entries=2, max_bytes=10**6)
+    lru.put("a", 1, 1)
+    lru.put("b", 2, 1)
+    assert lru.get("a") == 1  # now b is the oldest
+    lru.put("c", 3, 1)
+    assert (lru.get("a"), lru.get("b"), lru.get("c")) == (1, None, 3)
+
+
+def test_evicts_by_bytes_and_keeps_the_count_exact():
+    budget = 10 * (1000 + ENTRY_OVERHEAD_BYTES)
+    lru: BoundedLRU[int, str] = BoundedLRU(max_entries=10**6, max_bytes=budget)
+    for i in range(1000):  # a soak of distinct long answers
+        lru.put(i, "x" * 1000, 1000)
+        assert lru.bytes <= budget
+    assert len(lru) == 10 and lru.get(999) is not None and lru.get(989) is None
+    lru.put(999, "y", 1)  # replacing an entry re-charges it
+    assert lru.bytes == 9 * (1000 + ENTRY_OVERHEAD_BYTES) + 1 + ENTRY_OVERHEAD_BYTES
+
+
+def test_an_entry_larger_than_the_budget_or_a_disabled_cache_keeps_nothing():
+    lru: BoundedLRU[str, str] = BoundedLRU(max_entries=10, max_bytes=100)
+    lru.put("big", "x", 1000)
+    assert len(lru) == 0 and lru.bytes == 0
+    off: BoundedLRU[str, str] = BoundedLRU(max_entries=0, max_bytes=10**6)
+    off.put("a", "b", 1)
+    assert off.get("a") is None
