@@ -10,3 +10,12 @@ def test_bounded_soak_has_no_errors_and_flat_memory():
     print("\n" + report.table())
     assert report.requests > 50 and report.errors == {}
     assert report.rss_growth_mb < 40, report.table()  # caches are full after warm-up: memory levels off
+
+
+def test_distinct_long_answers_stay_within_the_cache_budgets():
+    budget = {"MEDIX_REWARD_JUDGE__CACHE_BYTES": str(2 * 2**20), "MEDIX_REWARD_EMBEDDER__CACHE_BYTES": str(2 * 2**20)}
+    report = run_soak(seconds=15, clients=8, batch_size=8, distinct_chars=8000, settings=budget)
+    print("\n" + report.table())
+    assert report.requests > 10 and report.errors == {}
+    assert max(report.cache_mb) > 3.5  # both caches filled up to their budgets…
+    assert max(report.cache_mb) <= 4.0  # …and not past them, whatever kept arriving

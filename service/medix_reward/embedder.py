@@ -170,6 +170,10 @@ class EmbeddingCache:
         self.batcher = batcher
         self._vectors: BoundedLRU[str, np.ndarray] = BoundedLRU(max_entries, max_bytes)
 
+    @property
+    def cache_bytes(self) -> int:
+        return self._vectors.bytes
+
     async def embed(self, texts: set[str], stats: EmbedStats) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for text in texts:

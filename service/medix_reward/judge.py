@@ -200,6 +200,10 @@ class JudgeClient:
         self._next_replica = 0
         self._next_client = 0
 
+    @property
+    def cache_bytes(self) -> int:
+        return self._cache.bytes
+
     def _headers(self) -> dict[str, str]:
         if self.settings.api_key is None:
             return {}

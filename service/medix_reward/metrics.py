@@ -61,6 +61,7 @@ class Metrics:
             f"{PREFIX}_embed_inference_seconds", "Encoder time per micro-batch", buckets=_LATENCY, registry=r
         )
         self.embed_queue_depth = Gauge(f"{PREFIX}_embed_queue_depth", "Texts waiting for the encoder", registry=r)
+        self.cache_bytes = Gauge(f"{PREFIX}_cache_bytes", "Approximate memory held by a cache", ["cache"], registry=r)
         self.fallbacks = Counter(
             f"{PREFIX}_fallbacks", "Unscored items given the configured fallback value", ["route"], registry=r
         )

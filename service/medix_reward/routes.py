@@ -173,6 +173,8 @@ async def prometheus_metrics(request: Request, metrics: MetricsDep) -> Response:
     pipeline: RewardPipeline | None = getattr(request.app.state, "pipeline", None)
     if pipeline is not None:
         metrics.embed_queue_depth.set(pipeline.embeddings.batcher.queued)
+        metrics.cache_bytes.labels("verdicts").set(pipeline.judge.cache_bytes)
+        metrics.cache_bytes.labels("embeddings").set(pipeline.embeddings.cache_bytes)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

