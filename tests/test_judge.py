@@ -111,11 +111,16 @@ def test_retry_after_is_honoured_and_capped(header, expected):
     assert verdict.yes and sleeps == [expected]
 
 
-@pytest.mark.parametrize("status", [400, 401, 404, 422])
-def test_client_errors_are_not_retried(status):
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(400, "judge_rejected_input"), (413, "judge_rejected_input"), (422, "judge_rejected_input"),
+     (401, "judge_http_error"), (403, "judge_http_error"), (404, "judge_http_error")],
+)  # fmt: skip
+def test_client_errors_are_not_retried(status, code):
+    """400/413/422 are the item's input (e.g. beyond the context length); 401/403/404 the deployment's."""
     handler = Scripted(httpx.Response(status))
     (error, stats), sleeps = run(handler, one)
-    assert error.code == "judge_http_error" and str(status) in error.message
+    assert error.code == code and str(status) in error.message
     assert stats.calls == 1 and sleeps == []
 
 

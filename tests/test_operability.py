@@ -50,7 +50,7 @@ def test_metrics_expose_the_figures(service, judge):
     calls = body["usage"]["judge_calls"] + again["usage"]["judge_calls"]
     assert (
         metric(text, f"{prefix}judge_calls_total", outcome="ok")
-        + metric(text, f"{prefix}judge_calls_total", outcome="judge_http_error")
+        + metric(text, f"{prefix}judge_calls_total", outcome="judge_rejected_input")
         == calls
     )
     hits = body["usage"]["judge_cache_hits"] + again["usage"]["judge_cache_hits"]
@@ -64,7 +64,7 @@ def test_metrics_expose_the_figures(service, judge):
     assert metric(text, f"{prefix}component_score_count", component="format") == 64
     unscored = sum(1 for r in body["results"] if r["errors"])
     assert unscored and metric(text, f"{prefix}unscored_components_total", component="accuracy_llm",
-                               code="judge_http_error") == 2 * unscored  # fmt: skip
+                               code="judge_rejected_input") == 2 * unscored  # fmt: skip
     assert f"{prefix}inflight_items 0.0" in text and f"{prefix}embed_queue_depth 0.0" in text
     assert not re.search(r"^[a-z_]*:[a-z_]*", text, re.M)  # no colons in our names
 

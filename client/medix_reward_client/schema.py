@@ -82,19 +82,19 @@ class Weights(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # not strict: the service reads it from environment strings
 
-    content: float = Field(default=0.9, ge=0)
-    format: float = Field(default=0.1, ge=0)
-    accuracy_llm: float = Field(default=0.575, ge=0)
-    accuracy_embed: float = Field(default=0.375, ge=0)
-    modality: float = Field(default=0.05, ge=0)
+    content: float = Field(default=0.9, ge=0, allow_inf_nan=False)
+    format: float = Field(default=0.1, ge=0, allow_inf_nan=False)
+    accuracy_llm: float = Field(default=0.575, ge=0, allow_inf_nan=False)
+    accuracy_embed: float = Field(default=0.375, ge=0, allow_inf_nan=False)
+    modality: float = Field(default=0.05, ge=0, allow_inf_nan=False)
 
 
 class WeightsOverride(_Request):
-    content: float | None = Field(default=None, ge=0)
-    format: float | None = Field(default=None, ge=0)
-    accuracy_llm: float | None = Field(default=None, ge=0)
-    accuracy_embed: float | None = Field(default=None, ge=0)
-    modality: float | None = Field(default=None, ge=0)
+    content: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    format: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    accuracy_llm: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    accuracy_embed: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    modality: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class RewardOptions(_Request):
@@ -126,7 +126,8 @@ class ComponentScores(_Response):
 
 class ComponentError(_Response):
     code: str = Field(
-        description="judge_timeout, judge_unreachable, judge_http_error, judge_bad_reply or no_true_modality"
+        description="judge_timeout, judge_unreachable, judge_http_error, judge_bad_reply, judge_rejected_input "
+        "(the judge refused this item's input, e.g. too long for its context) or no_true_modality"
     )
     message: str
 
@@ -148,6 +149,10 @@ class ItemDetails(_Response):
     judge_reply: str | None = None
     judge_p_yes: float | None = Field(default=None, description="Judge probability of YES, when logprobs are on.")
     judge_cached: bool | None = None
+    judge_truncated: bool | None = Field(
+        default=None,
+        description="The judge was shown the answers cut to judge.max_answer_chars (null when no judge was asked).",
+    )
     judge_swap_verdict: Literal["YES", "NO"] | None = Field(
         default=None, description="The hardened swap check: the verdict with the answers' roles swapped."
     )

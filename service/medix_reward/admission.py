@@ -4,17 +4,20 @@
 | ----------------------------------- | ----------------------------------------- | -------------------------------- |
 | bearer key, before the body is read | `auth.keys`                               | 401 `unauthorized`               |
 | body size (Content-Length or count) | `limits.max_body_bytes`                   | 413 `body_too_large`             |
+| a body that stops arriving          | `limits.body_timeout_s`                   | 408 `body_timeout`, closed       |
 | items per request                   | `limits.max_items`                        | 422 `too_many_items`, `items`    |
-| characters per field                | `limits.max_response_chars`, `…truth…`    | 422 `too_long`, the field        |
+| characters per field                | `limits.max_{response,truth,prompt,id}_…` | 422 `too_long`, the field        |
+| text not encodable as UTF-8         | none (e.g. a lone surrogate `\\ud800`)    | 422 `invalid_text`, the field    |
 | requests being scored               | `limits.max_concurrent_requests`          | 429 `overloaded`, `Retry-After`  |
 | items being scored                  | `limits.max_inflight_items`               | 429 `overloaded`, `Retry-After`  |
 
-The first two are ASGI middleware (they answer before the app reads the body); the rest run in the
+The first three are ASGI middleware (they answer before the app reads the body); the rest run in the
 route, after parsing, through `Admission.admit`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +25,15 @@ from contextlib import contextmanager
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from medix_reward.errors import BodyTooLarge, InvalidField, Overloaded, ServiceError, Unauthorized, raw_error
+from medix_reward.errors import (
+    BodyTimedOut,
+    BodyTooLarge,
+    InvalidField,
+    Overloaded,
+    ServiceError,
+    Unauthorized,
+    raw_error,
+)
 from medix_reward.metrics import Metrics
 from medix_reward.settings import LimitsSettings
 from medix_reward_client.schema import RewardRequest
@@ -96,17 +107,92 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, send_unless_refused)
 
 
+class BodyTimeout:
+    """Answers 408 and closes the connection when the next part of a request body does not arrive within
+    `timeout_s`: a client that stalls mid-upload must not hold a request slot and its buffers for ever.
+
+    Only reads of the body are timed; once it is complete, waiting for the disconnect is not."""
+
+    def __init__(self, app: ASGIApp, timeout_s: float):
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        complete = False
+        refused = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal complete, refused
+            if complete:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                error = BodyTimedOut(f"no part of the request body arrived for {self.timeout_s:g} s")
+                if not started and not refused:
+                    refused = True
+                    await _refuse(send, error)
+                raise error from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                complete = True
+            return message
+
+        async def send_unless_refused(message: Message) -> None:
+            nonlocal started
+            if not refused:
+                started = True
+                await send(message)
+
+        await self.app(scope, timed_receive, send_unless_refused)
+
+
+# Each text field, with the limit on its length.
+_TEXT_LIMITS = (
+    ("response", "max_response_chars"),
+    ("ground_truth", "max_truth_chars"),
+    ("answer", "max_truth_chars"),
+    ("modality", "max_truth_chars"),
+    ("prompt", "max_prompt_chars"),
+    ("id", "max_id_chars"),
+    ("group_id", "max_id_chars"),
+)
+
+
 def check_fields(request: RewardRequest, limits: LimitsSettings) -> None:
-    """Sizes a schema cannot know: they are settings."""
+    """What a schema cannot know: sizes (they are settings), and text that cannot be written out as UTF-8.
+
+    A lone surrogate ("\\ud800") is valid JSON but no tokenizer, judge or response encoder can take it; refused
+    here, it is the sender's 422 rather than a 500 for everyone batched with it."""
     if len(request.items) > limits.max_items:
         raise InvalidField(f"items: at most {limits.max_items} items per request", param="items", code="too_many_items")
     for i, item in enumerate(request.items):
-        for name, limit in (("response", limits.max_response_chars), ("ground_truth", limits.max_truth_chars),
-                            ("answer", limits.max_truth_chars), ("modality", limits.max_truth_chars)):  # fmt: skip
+        for name, setting in _TEXT_LIMITS:
             value = getattr(item, name)
-            if value is not None and len(value) > limit:
+            if value is None:
+                continue
+            text = value if isinstance(value, str) else str(value)
+            limit = getattr(limits, setting)
+            if len(text) > limit:
                 param = f"items[{i}].{name}"
                 raise InvalidField(f"{param}: longer than {limit} characters", param=param, code="too_long")
+            if not _encodable(text):
+                param = f"items[{i}].{name}"
+                message = f"{param}: not valid Unicode text (a lone surrogate such as \\ud800)"
+                raise InvalidField(message, param=param, code="invalid_text")
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Admission:

@@ -11,7 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from medix_reward import __version__
-from medix_reward.admission import Admission, BodySizeLimit, KeyCheck
+from medix_reward.admission import Admission, BodySizeLimit, BodyTimeout, KeyCheck
 from medix_reward.embedder import Encoder
 from medix_reward.errors import install_error_handlers
 from medix_reward.metrics import Metrics
@@ -54,7 +54,8 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.admission = Admission(settings.limits, metrics)
-    # The last added runs first: ids and metrics, then the key, then the body size, then the app.
+    # The last added runs first: ids and metrics, then the key, then the body size and its pace, then the app.
+    app.add_middleware(BodyTimeout, timeout_s=settings.limits.body_timeout_s)
     app.add_middleware(BodySizeLimit, limit=settings.limits.max_body_bytes)
     app.add_middleware(KeyCheck, keys=settings.auth.keys, protected=PROTECTED_PATHS)
     app.add_middleware(RequestContext, metrics=metrics)

@@ -2,7 +2,8 @@
 
 Texts from all concurrent requests are queued; one consumer takes up to `max_batch_size` of them
 (waiting at most `max_wait_ms` for a batch to fill), encodes them on a single worker thread, and
-resolves each caller's future. A failed batch fails every waiter in it.
+resolves each caller's future. A failed batch is encoded again text by text, so that only the owner of a
+text the encoder cannot take gets the error, not every request that happened to share its batch.
 """
 
 from __future__ import annotations
@@ -137,15 +138,13 @@ class MicroBatcher:
                 continue
             started = loop.time()
             try:
-                vectors = await loop.run_in_executor(self._worker, self._encoder.encode, [p.text for p in batch])
-                if len(vectors) != len(batch):
-                    raise EmbedderError(f"encoder returned {len(vectors)} vectors for {len(batch)} texts")
+                vectors = await self._encode(batch)
             except Exception as exc:
                 log.exception("embedding batch of %d failed", len(batch))
-                error = exc if isinstance(exc, EmbedderError) else EmbedderError("the embedding model failed")
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(error)
+                if len(batch) == 1:
+                    self._fail(batch[0], exc)
+                else:
+                    await self._one_by_one(batch)
                 continue
             if self._metrics is not None:
                 self._metrics.embed_batch_size.observe(len(batch))
@@ -155,6 +154,39 @@ class MicroBatcher:
             for item, vector in zip(batch, vectors, strict=True):
                 if not item.future.done():
                     item.future.set_result(vector)
+
+    async def _encode(self, batch: list[_Pending]) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        vectors = await loop.run_in_executor(self._worker, self._encoder.encode, [p.text for p in batch])
+        if len(vectors) != len(batch):
+            raise EmbedderError(f"encoder returned {len(vectors)} vectors for {len(batch)} texts")
+        return vectors
+
+    async def _one_by_one(self, batch: list[_Pending]) -> None:
+        """After a failed batch: each text alone, so a failure lands on its owner only. A broken encoder fails
+        them all, one call each; a text it cannot take (or a batch too big for the device) fails only where due."""
+        failed = 0
+        for item in batch:
+            if item.future.done():  # its caller has gone
+                continue
+            try:
+                vector = (await self._encode([item]))[0]
+            except Exception as exc:
+                failed += 1
+                self._fail(item, exc)
+                continue
+            if self._metrics is not None:
+                self._metrics.embed_batch_size.observe(1)
+            if not item.future.done():
+                item.future.set_result(vector)
+        log.warning("after a failed batch of %d, %d texts failed alone", len(batch), failed)
+
+    @staticmethod
+    def _fail(item: _Pending, exc: Exception) -> None:
+        error = exc if isinstance(exc, EmbedderError) else EmbedderError("the embedding model failed")
+        if not item.future.done():
+            item.future.set_exception(error)
+            item.future.exception()  # retrieved: a request that already failed on another text awaits no more
 
 
 @dataclass

@@ -45,6 +45,10 @@ class BodyTooLarge(ServiceError):
     pass
 
 
+class BodyTimedOut(ServiceError):
+    """The request body stopped arriving; the connection is closed."""
+
+
 class InvalidField(ServiceError):
     pass
 
@@ -73,6 +77,7 @@ class NotReady(ServiceError):
 ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     InvalidJSON: (400, "invalid_request", "invalid_json"),
     Unauthorized: (401, "unauthorized", "unauthorized"),
+    BodyTimedOut: (408, "timeout", "body_timeout"),
     BodyTooLarge: (413, "too_large", "body_too_large"),
     InvalidField: (422, "invalid_request", "validation_error"),
     Overloaded: (429, "overloaded", "overloaded"),
@@ -83,11 +88,16 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     JudgeDown: (502, "judge_error", "judge_unreachable"),
     NotReady: (503, "not_ready", "not_ready"),
 }
-_HEADERS: dict[int, dict[str, str]] = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "1"}}
+_HEADERS: dict[int, dict[str, str]] = {
+    401: {"WWW-Authenticate": "Bearer"},
+    408: {"Connection": "close"},  # the rest of the body may never come: do not wait for it
+    429: {"Retry-After": "1"},
+}
 # What each status means, for the OpenAPI document.
 _DESCRIPTIONS = {
     400: "The body is not valid JSON",
     401: "Missing or wrong bearer token",
+    408: "The request body stopped arriving (`limits.body_timeout_s`)",
     413: "Request body too large",
     422: "Invalid request: `error.param` names the field",
     429: "Overloaded: retry after `Retry-After` seconds",

@@ -15,7 +15,7 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 
@@ -66,6 +66,12 @@ _CONTROL_BRACKETS = re.compile(r"\[(/?)(INST|SYS|SYSTEM_PROMPT|TOOL_CALLS|AVAILA
 _LABEL = re.compile(r"[\s*_`'\"([{#>:-]*([A-Za-z]+)")
 
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# What a model server answers when this item's input is the problem (vLLM: 400 for a prompt beyond the
+# context length). Not retried, and not a sign that the judge is down. 401, 403 and 404 (wrong key, wrong
+# model) are the deployment's fault: every call would fail the same way.
+_REJECTED_INPUT_STATUS = frozenset({400, 413, 422})
+# The failures that say the judge itself is down, as opposed to one item's input or reply.
+JUDGE_DOWN_CODES = frozenset({"judge_unreachable", "judge_timeout", "judge_http_error", "judge_bad_reply"})
 # httpcore's pool scans every connection for every queued request: with 64 connections in one client a
 # judge call cost ~10 ms of CPU (profiled); clients of 16 connections each bring it under 1 ms.
 _CONNECTIONS_PER_CLIENT = 16
@@ -153,7 +159,7 @@ def chat_request(settings: JudgeSettings, answer: str, truth: str, ask: JudgeAsk
 
 class JudgeError(Exception):
     """A verdict could not be had. `code` is one of judge_timeout, judge_unreachable,
-    judge_http_error, judge_bad_reply."""
+    judge_http_error, judge_bad_reply, or judge_rejected_input (the judge refused this item's input)."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -171,6 +177,7 @@ class Verdict:
     reply: str
     p_yes: float | None = None
     cached: bool = False
+    truncated: bool = False  # the judge saw the answers cut to max_answer_chars
 
 
 @dataclass
@@ -221,6 +228,13 @@ class JudgeClient:
         return False
 
     async def verdict(self, answer: str, truth: str, stats: JudgeStats, ask: JudgeAsk = REFERENCE_ASK) -> Verdict:
+        # The judge sees at most max_answer_chars of each: one long answer cannot overflow its context.
+        limit = self.settings.max_answer_chars
+        truncated = len(answer) > limit or len(truth) > limit
+        verdict = await self._verdict(answer[:limit], truth[:limit], stats, ask)
+        return replace(verdict, truncated=True) if truncated else verdict
+
+    async def _verdict(self, answer: str, truth: str, stats: JudgeStats, ask: JudgeAsk) -> Verdict:
         # Keyed by what the judge is shown: neutralising changes nothing for most answers, so it shares them.
         shown = (neutralise(answer), neutralise(truth)) if ask.neutralise else (answer, truth)
         logprobs = str(self.settings.logprobs or ask.logprobs)
@@ -234,7 +248,7 @@ class JudgeClient:
             try:
                 verdict = await asyncio.shield(pending)
             except _OwnerGone:  # the request that made the call went away; this one still wants it
-                return await self.verdict(answer, truth, stats, ask)
+                return await self._verdict(answer, truth, stats, ask)
             stats.cache_hits += 1
             return Verdict(verdict.yes, verdict.reply, verdict.p_yes, cached=True)
         future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
@@ -293,6 +307,9 @@ class JudgeClient:
                         stats.outcomes["ok"] += 1
                         return verdict
                     error = JudgeError("judge_http_error", f"judge answered HTTP {reply.status_code}")
+                    if reply.status_code in _REJECTED_INPUT_STATUS:
+                        message = f"the judge refused this item's input (HTTP {reply.status_code}, e.g. too long)"
+                        error = JudgeError("judge_rejected_input", message)
                     if reply.status_code not in _RETRYABLE_STATUS:
                         stats.outcomes[error.code] += 1
                         raise error

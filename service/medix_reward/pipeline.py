@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 
 from medix_reward import __version__
+from medix_reward.checks import CheckedItem
 from medix_reward.embedder import (
     EmbeddingCache,
     EmbedStats,
@@ -23,14 +24,55 @@ from medix_reward.embedder import (
     cosine,
 )
 from medix_reward.errors import JudgeDown, JudgeTimedOut
-from medix_reward.judge import JudgeAsk, JudgeClient, JudgeError, JudgeStats, Verdict, judge_http_clients
+from medix_reward.judge import (
+    JUDGE_DOWN_CODES,
+    JudgeAsk,
+    JudgeClient,
+    JudgeError,
+    JudgeStats,
+    Verdict,
+    judge_http_clients,
+)
 from medix_reward.metrics import Metrics
 from medix_reward.rules import EffectiveReward, Pair, check, effective_reward, model_pair, score_item
 from medix_reward.settings import Settings
 from medix_reward_client.groups import group_stats
-from medix_reward_client.schema import RewardRequest, RewardResponse, StageTimes, Usage
+from medix_reward_client.schema import (
+    GroupStats,
+    ItemResult,
+    RewardItem,
+    RewardRequest,
+    RewardResponse,
+    StageTimes,
+    Usage,
+)
 
 Verdicts = dict[Pair, Verdict | JudgeError]
+Vectors = dict[str, np.ndarray]
+
+# A request this large has its pure CPU work (checks; scores, group statistics and metrics) done on a worker
+# thread, so that the event loop keeps serving other requests and /health meanwhile (the GIL is handed back
+# every few ms); a small one is not worth the hand-off.
+THREAD_ITEMS = 64
+THREAD_TEXT_CHARS = 1_000_000
+
+
+def is_large(request: RewardRequest) -> bool:
+    if len(request.items) > THREAD_ITEMS:
+        return True
+    chars = 0
+    for item in request.items:
+        chars += len(item.response) + len(item.ground_truth or item.answer or "")
+    return chars > THREAD_TEXT_CHARS
+
+
+def judge_is_down(verdicts: Verdicts) -> JudgeError | None:
+    """The error to fail the whole request with, when every pair the judge could have answered failed for
+    a reason of the judge's own (unreachable, timing out, 5xx, garbage). A pair whose input the judge
+    refused (judge_rejected_input) is that item's failure: it neither proves nor disproves the judge down."""
+    errors = [v for v in verdicts.values() if isinstance(v, JudgeError) and v.code in JUDGE_DOWN_CODES]
+    answered = [v for v in verdicts.values() if isinstance(v, Verdict)]
+    return errors[0] if errors and not answered else None
 
 
 def config_hash(settings: Settings, reward: EffectiveReward) -> str:
@@ -38,7 +80,9 @@ def config_hash(settings: Settings, reward: EffectiveReward) -> str:
     decisive = {
         "version": __version__,
         "prompt_version": reward.judge_ask.prompt_version,
-        "judge": settings.judge.model_dump(mode="json", include={"model", "max_tokens", "chat_template_kwargs"}),
+        "judge": settings.judge.model_dump(
+            mode="json", include={"model", "max_tokens", "chat_template_kwargs", "max_answer_chars"}
+        ),
         "embedder": settings.embedder.model,
         "reward": reward.fingerprint(),
     }
@@ -61,7 +105,11 @@ class RewardPipeline:
     async def score(self, request: RewardRequest) -> RewardResponse:
         started = time.perf_counter()
         reward = self.reward_for(request)
-        checked = [check(item, reward) for item in request.items]
+        large = is_large(request)
+        if large:
+            checked = await asyncio.to_thread(_check_all, request.items, reward)
+        else:
+            checked = _check_all(request.items, reward)
         checks_done = time.perf_counter()
 
         needs_model = {pair for c in checked if (pair := model_pair(c)) is not None}
@@ -75,21 +123,13 @@ class RewardPipeline:
         finally:
             if self.metrics is not None:
                 _record_calls(self.metrics, judge_stats, embed_stats)
-        if judge_pairs and all(isinstance(v, JudgeError) for v in verdicts.values()):
-            error = next(iter(verdicts.values()))
-            assert isinstance(error, JudgeError)
+        error = judge_is_down(verdicts)
+        if error is not None:
             down = JudgeTimedOut if error.code == "judge_timeout" else JudgeDown
             raise down(f"every judge call failed: {error.message}", code=error.code)
 
-        results = []
-        for item, c in zip(request.items, checked, strict=True):
-            pair = model_pair(c)
-            similarity = None
-            if pair is not None and pair[0] in vectors:
-                similarity = cosine(vectors[pair[0]], vectors[pair[1]])
-            verdict = verdicts.get(pair) if pair is not None else None
-            swap = swapped.get(pair) if pair is not None else None
-            results.append(score_item(item, c, reward, verdict, similarity, swap))
+        scoring = (request.items, checked, reward, verdicts, swapped, vectors)
+        results, groups = await asyncio.to_thread(_score_all, *scoring) if large else _score_all(*scoring)
         usage = Usage(
             items=len(results),
             judge_pairs=len(judge_pairs),
@@ -107,13 +147,16 @@ class RewardPipeline:
         response = RewardResponse(
             preset=reward.preset,
             results=results,
-            groups=group_stats(results),
+            groups=groups,
             usage=usage,
             version=__version__,
             config_hash=config_hash(self.settings, reward),
         )
         if self.metrics is not None:
-            _record(self.metrics, response)
+            if large:
+                await asyncio.to_thread(_record, self.metrics, response)
+            else:
+                _record(self.metrics, response)
         return response
 
     async def _judge_all(
@@ -141,11 +184,35 @@ class RewardPipeline:
             verdicts[pair] = outcome
         return verdicts
 
-    async def _embed_all(self, pairs: set[Pair], stats: EmbedStats) -> tuple[dict[str, np.ndarray], float]:
+    async def _embed_all(self, pairs: set[Pair], stats: EmbedStats) -> tuple[Vectors, float]:
         # An embedder failure is the service's own fault: it fails the request (EmbedderError → 500).
         started = time.perf_counter()
         vectors = await self.embeddings.embed({text for pair in pairs for text in pair}, stats)
         return vectors, time.perf_counter() - started
+
+
+def _check_all(items: list[RewardItem], reward: EffectiveReward) -> list[CheckedItem]:
+    return [check(item, reward) for item in items]
+
+
+def _score_all(
+    items: list[RewardItem],
+    checked: list[CheckedItem],
+    reward: EffectiveReward,
+    verdicts: Verdicts,
+    swapped: Verdicts,
+    vectors: Vectors,
+) -> tuple[list[ItemResult], list[GroupStats]]:
+    results = []
+    for item, c in zip(items, checked, strict=True):
+        pair = model_pair(c)
+        similarity = None
+        if pair is not None and pair[0] in vectors:
+            similarity = cosine(vectors[pair[0]], vectors[pair[1]])
+        verdict = verdicts.get(pair) if pair is not None else None
+        swap = swapped.get(pair) if pair is not None else None
+        results.append(score_item(item, c, reward, verdict, similarity, swap))
+    return results, group_stats(results)
 
 
 @asynccontextmanager

@@ -92,16 +92,20 @@ async def _score(admission: Admission, pipeline: RewardPipeline, body: RewardReq
         return await pipeline.score(body)
 
 
-scoring = APIRouter(dependencies=[Security(_bearer)], responses=documented(400, 401, 413, 422, 429, 500, 502, 504))
+def _rendered(response: RewardResponse) -> Response:
+    """The response as JSON, rendered once by pydantic: FastAPI's response_model path validates it again and
+    then encodes it, ~8× the time, on the event loop (150 ms for 4096 items, measured)."""
+    return Response(response.model_dump_json(), media_type="application/json")
+
+
+scoring = APIRouter(dependencies=[Security(_bearer)], responses=documented(400, 401, 408, 413, 422, 429, 500, 502, 504))
 
 
 @scoring.post("/reward", response_model=RewardResponse)
 @with_cancellation
-async def reward(
-    body: RewardRequest, raw_request: Request, admission: AdmissionDep, pipeline: PipelineDep
-) -> RewardResponse:
+async def reward(body: RewardRequest, raw_request: Request, admission: AdmissionDep, pipeline: PipelineDep) -> Response:
     """Score a batch of completions; one result per item, in order."""
-    return await _score(admission, pipeline, body)
+    return _rendered(await _score(admission, pipeline, body))
 
 
 def _tagged_labels(body: OpenRLHFRequest | SlimeRequest, settings: Settings) -> RewardRequest:

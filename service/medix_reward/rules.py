@@ -185,7 +185,8 @@ def _judge_score(
     if isinstance(verdict, JudgeError):
         return None, ComponentError(code=verdict.code, message=verdict.message)
     details.update(judge_verdict="YES" if verdict.yes else "NO", judge_reply=verdict.reply,
-                   judge_p_yes=verdict.p_yes, judge_cached=verdict.cached)  # fmt: skip
+                   judge_p_yes=verdict.p_yes, judge_cached=verdict.cached,
+                   judge_truncated=verdict.truncated)  # fmt: skip
     if defences.soft_score and verdict.p_yes is None:
         message = "soft scoring needs the judge's logprobs, and its reply had none"
         return None, ComponentError(code="judge_no_logprobs", message=message)

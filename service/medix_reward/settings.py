@@ -39,6 +39,12 @@ class JudgeSettings(_Group):
     logprobs: bool = Field(default=False, description="Ask for logprobs and report the judge's P(YES).")
     cache_size: int = Field(default=100_000, ge=0, description="Verdicts kept across requests (LRU); 0 disables.")
     cache_bytes: int = Field(default=256 * 2**20, ge=0, description="Approximate memory the verdicts may hold.")
+    max_answer_chars: int = Field(
+        default=2000,
+        ge=1,
+        description="The predicted and the true answer are cut to this many characters before the judge sees "
+        "them (details.judge_truncated says so), so one long answer cannot overflow the judge's context.",
+    )
 
     @field_validator("base_urls")
     @classmethod
@@ -125,11 +131,16 @@ class LimitsSettings(_Group):
     max_items: int = Field(default=8192, ge=1, description="Items in one request.")
     max_response_chars: int = Field(default=32_768, ge=1)
     max_truth_chars: int = Field(default=4096, ge=1)
+    max_prompt_chars: int = Field(default=65_536, ge=1, description="`prompt`, accepted for logging only.")
+    max_id_chars: int = Field(default=256, ge=1, description="`id` and `group_id`, as text.")
     max_inflight_items: int = Field(
         default=65_536, ge=1, description="Items being scored across all requests; beyond it, 429."
     )
     max_concurrent_requests: int = Field(default=256, ge=1, description="Requests being scored; beyond it, 429.")
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1, description="Request body size; beyond it, 413.")
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest wait for the next part of a request body; beyond it, 408."
+    )
 
 
 class AdapterSettings(_Group):

@@ -4,7 +4,8 @@ capacity and failures a test or benchmark controls.
 Latency model: each call takes `latency_s` while holding one of `capacity` slots; calls beyond the
 capacity queue, as on a batching model server. Faults queued with `script()` are served one per call,
 before normal replies: an HTTP status (optionally with Retry-After), "garbage" (a 200 that is not
-JSON), "empty_choices", or "hang" (never answers within any sane timeout).
+JSON), "empty_choices", or "hang" (never answers within any sane timeout). With `context_chars` set, a
+prompt longer than that is refused with 400, as vLLM refuses one beyond the model's context length.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class ScriptedJudge:
     model: str = "scripted-judge"
     # Answers the judge always fails on (a fault every time), for failures pinned to one item.
     failing_answers: dict[str, Fault] = field(default_factory=dict)
+    context_chars: int | None = None  # longer prompts (all messages) are refused with 400
     calls: list[JudgeCall] = field(default_factory=list)
     max_in_flight: int = 0
     _faults: deque[Fault] = field(default_factory=deque)
@@ -115,6 +117,10 @@ class ScriptedJudge:
         truth, answer = read_pair(body["messages"])
         self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter()))
         fault = self._faults.popleft() if self._faults else self.failing_answers.get(answer)
+        prompt_chars = sum(len(message["content"]) for message in body["messages"])
+        if fault is None and self.context_chars is not None and prompt_chars > self.context_chars:
+            message = f"This model's maximum context length is {self.context_chars} characters."
+            return JSONResponse({"error": {"message": message, "type": "BadRequestError"}}, status_code=400)
         async with self._slots:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
