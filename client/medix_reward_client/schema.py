@@ -107,6 +107,13 @@ class RewardOptions(_Request):
     )
     weights: WeightsOverride | None = None
     embed_threshold: float | None = Field(default=None, ge=-1, le=1)
+    deadline_s: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds the judge calls of this request may take in all; pairs not judged by then are null "
+        "with `judge_deadline`, the rest scored. Default: the service's setting.",
+    )
     components: list[Component] | None = Field(
         default=None, min_length=1, description="Components to compute; the others are null and weigh nothing."
     )
@@ -126,7 +133,8 @@ class ComponentScores(_Response):
 
 class ComponentError(_Response):
     code: str = Field(
-        description="judge_timeout, judge_unreachable, judge_http_error, judge_bad_reply, judge_rejected_input "
+        description="judge_timeout, judge_unreachable, judge_http_error, judge_bad_reply, judge_deadline (not judged "
+        "within the request's deadline), judge_no_logprobs, judge_rejected_input "
         "(the judge refused this item's input, e.g. too long for its context) or no_true_modality"
     )
     message: str

@@ -13,12 +13,14 @@ import math
 import random
 import re
 import secrets
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 import httpx
 
+from medix_reward.adaptive import AdaptiveLimit
 from medix_reward.caches import BoundedLRU
 from medix_reward.settings import JudgeSettings
 
@@ -71,7 +73,10 @@ _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # model) are the deployment's fault: every call would fail the same way.
 _REJECTED_INPUT_STATUS = frozenset({400, 413, 422})
 # The failures that say the judge itself is down, as opposed to one item's input or reply.
-JUDGE_DOWN_CODES = frozenset({"judge_unreachable", "judge_timeout", "judge_http_error", "judge_bad_reply"})
+_OVERLOAD_STATUS = frozenset({429, 503})
+JUDGE_DOWN_CODES = frozenset(
+    {"judge_unreachable", "judge_timeout", "judge_http_error", "judge_bad_reply", "judge_deadline"}
+)
 # httpcore's pool scans every connection for every queued request: with 64 connections in one client a
 # judge call cost ~10 ms of CPU (profiled); clients of 16 connections each bring it under 1 ms.
 _CONNECTIONS_PER_CLIENT = 16
@@ -202,6 +207,12 @@ class JudgeClient:
         self._sleep = sleep
         self._jitter = jitter
         self._slots = asyncio.Semaphore(settings.concurrency)
+        # Per replica, the calls in flight adapt to its latency (adaptive.py); the semaphore caps them all.
+        target = settings.target_latency_s or settings.timeout_s / 2
+        self.limits = {
+            url: AdaptiveLimit(settings.concurrency, target) if settings.adaptive else None
+            for url in settings.base_urls
+        }
         self._cache: BoundedLRU[tuple[str, ...], Verdict] = BoundedLRU(settings.cache_size, settings.cache_bytes)
         self._inflight: dict[tuple[str, ...], asyncio.Future[Verdict]] = {}
         self._next_replica = 0
@@ -273,51 +284,77 @@ class JudgeClient:
         return delay
 
     async def _ask(self, answer: str, truth: str, stats: JudgeStats, ask: JudgeAsk) -> Verdict:
-        headers = self._headers()
         urls = self.settings.base_urls
         first = self._next_replica
         self._next_replica = (first + 1) % len(urls)
         error = JudgeError("judge_unreachable", "no attempt made")
         unparseable_retry = ask.strict  # a strict reply that is no label is asked once more, then an error
         for attempt in range(self.settings.max_retries + 1):
+            stats.retries += attempt > 0
             body = chat_request(self.settings, answer, truth, ask)  # a fresh nonce per attempt
-            url = f"{urls[(first + attempt) % len(urls)]}/chat/completions"
-            retry_after: float | None = None
-            async with self._slots:
-                stats.calls += 1
-                stats.retries += attempt > 0
-                http = self._http[self._next_client]
-                self._next_client = (self._next_client + 1) % len(self._http)
-                try:
-                    reply = await http.post(url, json=body, headers=headers, timeout=self.settings.timeout_s)
-                except httpx.TimeoutException:
-                    error = JudgeError("judge_timeout", f"no reply within {self.settings.timeout_s:g} s")
-                except httpx.TransportError as exc:
-                    error = JudgeError("judge_unreachable", f"cannot reach the judge ({type(exc).__name__})")
-                else:
-                    if reply.status_code == 200:
-                        try:
-                            verdict = parse_reply(reply, strict=ask.strict)
-                        except JudgeError as bad:
-                            stats.outcomes[bad.code] += 1
-                            if not (unparseable_retry and bad.code == "judge_bad_reply"):
-                                raise
-                            unparseable_retry = False
-                            continue  # at once: the judge answered, it only said no label
-                        stats.outcomes["ok"] += 1
-                        return verdict
-                    error = JudgeError("judge_http_error", f"judge answered HTTP {reply.status_code}")
-                    if reply.status_code in _REJECTED_INPUT_STATUS:
-                        message = f"the judge refused this item's input (HTTP {reply.status_code}, e.g. too long)"
-                        error = JudgeError("judge_rejected_input", message)
-                    if reply.status_code not in _RETRYABLE_STATUS:
-                        stats.outcomes[error.code] += 1
-                        raise error
-                    retry_after = _retry_after_seconds(reply.headers.get("retry-after"))
-                stats.outcomes[error.code] += 1
+            outcome, retryable, retry_after = await self._attempt(urls[(first + attempt) % len(urls)], body, ask, stats)
+            if isinstance(outcome, Verdict):
+                return outcome
+            error = outcome
+            if unparseable_retry and error.code == "judge_bad_reply":
+                unparseable_retry = False
+                continue  # at once: the judge answered, it only said no label
+            if not retryable:
+                raise error
             if attempt < self.settings.max_retries:
                 await self._sleep(self._backoff(attempt, retry_after))
         raise error
+
+    async def _attempt(
+        self, replica: str, body: dict[str, object], ask: JudgeAsk, stats: JudgeStats
+    ) -> tuple[Verdict | JudgeError, bool, float | None]:
+        """One call to one replica, under its adaptive limit and the global cap: the verdict, or the error with
+        whether another attempt may help and the server's Retry-After."""
+        limit = self.limits[replica]
+        if limit is not None:
+            await limit.acquire()
+        sent, overloaded = time.monotonic(), False
+        try:
+            async with self._slots:
+                stats.calls += 1
+                http = self._http[self._next_client]
+                self._next_client = (self._next_client + 1) % len(self._http)
+                try:
+                    reply = await http.post(
+                        f"{replica}/chat/completions",
+                        json=body,
+                        headers=self._headers(),
+                        timeout=self.settings.timeout_s,
+                    )
+                except httpx.TimeoutException:
+                    overloaded = True
+                    timeout = JudgeError("judge_timeout", f"no reply within {self.settings.timeout_s:g} s")
+                    return _counted(stats, timeout), True, None
+                except httpx.TransportError as exc:
+                    unreachable = JudgeError("judge_unreachable", f"cannot reach the judge ({type(exc).__name__})")
+                    return _counted(stats, unreachable), True, None
+            if reply.status_code == 200:
+                try:
+                    verdict = parse_reply(reply, strict=ask.strict)
+                except JudgeError as bad:
+                    return _counted(stats, bad), False, None
+                stats.outcomes["ok"] += 1
+                return verdict, False, None
+            overloaded = reply.status_code in _OVERLOAD_STATUS
+            error = JudgeError("judge_http_error", f"judge answered HTTP {reply.status_code}")
+            if reply.status_code in _REJECTED_INPUT_STATUS:
+                message = f"the judge refused this item's input (HTTP {reply.status_code}, e.g. too long)"
+                error = JudgeError("judge_rejected_input", message)
+            retry_after = _retry_after_seconds(reply.headers.get("retry-after"))
+            return _counted(stats, error), reply.status_code in _RETRYABLE_STATUS, retry_after
+        finally:
+            if limit is not None:
+                limit.release(sent, overloaded)
+
+
+def _counted(stats: JudgeStats, error: JudgeError) -> JudgeError:
+    stats.outcomes[error.code] += 1
+    return error
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

@@ -61,6 +61,12 @@ class Metrics:
             f"{PREFIX}_embed_inference_seconds", "Encoder time per micro-batch", buckets=_LATENCY, registry=r
         )
         self.embed_queue_depth = Gauge(f"{PREFIX}_embed_queue_depth", "Texts waiting for the encoder", registry=r)
+        self.judge_limit = Gauge(
+            f"{PREFIX}_judge_limit", "Adaptive limit on judge calls in flight, per replica", ["replica"], registry=r
+        )
+        self.judge_waiting = Gauge(
+            f"{PREFIX}_judge_waiting", "Judge calls waiting for the replica's limit", ["replica"], registry=r
+        )
         self.cache_bytes = Gauge(f"{PREFIX}_cache_bytes", "Approximate memory held by a cache", ["cache"], registry=r)
         self.fallbacks = Counter(
             f"{PREFIX}_fallbacks", "Unscored items given the configured fallback value", ["route"], registry=r

@@ -105,6 +105,10 @@ class RewardPipeline:
     async def score(self, request: RewardRequest) -> RewardResponse:
         started = time.perf_counter()
         reward = self.reward_for(request)
+        options = request.options
+        deadline_s = (
+            options.deadline_s if options is not None and options.deadline_s else self.settings.judge.deadline_s
+        )
         large = is_large(request)
         if large:
             checked = await asyncio.to_thread(_check_all, request.items, reward)
@@ -118,14 +122,15 @@ class RewardPipeline:
         judge_stats, embed_stats = JudgeStats(), EmbedStats()
         try:
             (verdicts, swapped, judge_s), (vectors, embed_s) = await asyncio.gather(
-                self._judge_all(judge_pairs, reward, judge_stats), self._embed_all(embed_pairs, embed_stats)
+                self._judge_all(judge_pairs, reward, judge_stats, deadline_s),
+                self._embed_all(embed_pairs, embed_stats),
             )
         finally:
             if self.metrics is not None:
                 _record_calls(self.metrics, judge_stats, embed_stats)
         error = judge_is_down(verdicts)
         if error is not None:
-            down = JudgeTimedOut if error.code == "judge_timeout" else JudgeDown
+            down = JudgeTimedOut if error.code in ("judge_timeout", "judge_deadline") else JudgeDown
             raise down(f"every judge call failed: {error.message}", code=error.code)
 
         scoring = (request.items, checked, reward, verdicts, swapped, vectors)
@@ -160,23 +165,30 @@ class RewardPipeline:
         return response
 
     async def _judge_all(
-        self, pairs: set[Pair], reward: EffectiveReward, stats: JudgeStats
+        self, pairs: set[Pair], reward: EffectiveReward, stats: JudgeStats, deadline_s: float | None
     ) -> tuple[Verdicts, Verdicts, float]:
-        """The verdict of every pair and, under the swap check, the swapped verdict of every YES."""
+        """The verdict of every pair and, under the swap check, the swapped verdict of every YES; a pair not
+        judged within the deadline is a judge_deadline error, the others keep their verdicts."""
         started = time.perf_counter()
+        deadline = None if deadline_s is None else asyncio.get_running_loop().time() + deadline_s
         ask = reward.judge_ask
-        verdicts = await self._verdicts(list(pairs), ask, stats)
+        verdicts = await self._verdicts(list(pairs), ask, stats, deadline)
         swapped: Verdicts = {}
         if reward.defences.swap_check:
             yes = [pair for pair, v in verdicts.items() if isinstance(v, Verdict) and v.yes]
-            by_swap = await self._verdicts([(truth, answer) for answer, truth in yes], ask, stats)
+            by_swap = await self._verdicts([(truth, answer) for answer, truth in yes], ask, stats, deadline)
             swapped = {(answer, truth): v for (truth, answer), v in by_swap.items()}
         return verdicts, swapped, time.perf_counter() - started
 
-    async def _verdicts(self, pairs: list[Pair], ask: JudgeAsk, stats: JudgeStats) -> Verdicts:
-        outcomes = await asyncio.gather(
-            *(self.judge.verdict(answer, truth, stats, ask) for answer, truth in pairs), return_exceptions=True
-        )
+    async def _verdicts(self, pairs: list[Pair], ask: JudgeAsk, stats: JudgeStats, deadline: float | None) -> Verdicts:
+        async def verdict(answer: str, truth: str) -> Verdict:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await self.judge.verdict(answer, truth, stats, ask)
+            except TimeoutError:
+                raise JudgeError("judge_deadline", "not judged within the request's deadline") from None
+
+        outcomes = await asyncio.gather(*(verdict(answer, truth) for answer, truth in pairs), return_exceptions=True)
         verdicts: Verdicts = {}
         for pair, outcome in zip(pairs, outcomes, strict=True):
             if isinstance(outcome, BaseException) and not isinstance(outcome, JudgeError):

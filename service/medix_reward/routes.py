@@ -179,6 +179,10 @@ async def prometheus_metrics(request: Request, metrics: MetricsDep) -> Response:
         metrics.embed_queue_depth.set(pipeline.embeddings.batcher.queued)
         metrics.cache_bytes.labels("verdicts").set(pipeline.judge.cache_bytes)
         metrics.cache_bytes.labels("embeddings").set(pipeline.embeddings.cache_bytes)
+        for replica, limit in pipeline.judge.limits.items():
+            if limit is not None:
+                metrics.judge_limit.labels(replica).set(limit.limit)
+                metrics.judge_waiting.labels(replica).set(limit.waiting)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

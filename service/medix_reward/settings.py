@@ -34,6 +34,20 @@ class JudgeSettings(_Group):
     backoff_max_s: float = Field(default=5.0, ge=0)
     retry_after_max_s: float = Field(default=30.0, ge=0, description="Cap on a server's Retry-After.")
     concurrency: int = Field(default=64, ge=1, description="Judge calls in flight at once, all requests together.")
+    adaptive: bool = Field(
+        default=True,
+        description="Per replica, the calls in flight adapt to the judge's latency (AIMD, up to `concurrency`); "
+        "off: always `concurrency` in flight.",
+    )
+    deadline_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Default time a request's judge calls may take in all (options.deadline_s overrides); pairs not "
+        "judged by then are null with judge_deadline, the rest scored. None: no deadline.",
+    )
+    target_latency_s: float | None = Field(
+        default=None, gt=0, description="A call slower than this shrinks the adaptive limit; default timeout_s / 2."
+    )
     max_tokens: int = Field(default=4, ge=1)
     chat_template_kwargs: dict[str, object] = Field(default={"enable_thinking": False})
     logprobs: bool = Field(default=False, description="Ask for logprobs and report the judge's P(YES).")

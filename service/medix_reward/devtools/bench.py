@@ -32,6 +32,7 @@ from medix_reward.checks import Tags, check_item, compose, split_ground_truth
 from medix_reward.devtools.common import free_port, grpo_items, percentile, wait_until_ready
 from medix_reward.devtools.live import LiveServer
 from medix_reward.embedder import Encoder, SentenceTransformerEncoder, cosine
+from medix_reward.errors import JudgeDown
 from medix_reward.judge import JudgeClient, JudgeStats, chat_request, judge_http_clients, parse_reply
 from medix_reward.pipeline import open_pipeline
 from medix_reward.settings import EmbedderSettings, JudgeSettings, LimitsSettings, Settings
@@ -136,6 +137,11 @@ class BenchConfig:
     sweep_sizes: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
     sweep_latencies_ms: list[float] = field(default_factory=lambda: [10.0, 50.0, 100.0])
     sweep: bool = True
+    # The overload row: a judge of capacity C serving L per call, offered 4× what it serves within the timeout.
+    overload_capacity: int = 8
+    overload_latency_ms: float = 100.0
+    overload_timeout_s: float = 0.5
+    overload_pairs: int = 320
 
 
 def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
@@ -234,8 +240,34 @@ def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
             measure(judge.url)
     if config.sweep and not config.judge_url:
         results["sweep"] = _sweep(config, encoder, settings_for, log)
+    if config.overload_pairs and not config.judge_url:
+        results["overload"] = [_overload(config, encoder, adaptive) for adaptive in (False, True)]
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return results
+
+
+def _overload(config: BenchConfig, encoder: Encoder, adaptive: bool) -> dict[str, Any]:
+    """Goodput under overload: one request of distinct pairs against a judge that serves C calls at a time
+    (and, like a server that does not abort, finishes calls whose client gave up). Goodput is verdicts per
+    second over what the judge can serve, C / L."""
+    with JudgeProcess(config.overload_latency_ms, config.overload_capacity) as judge:
+        settings = Settings(
+            judge=JudgeSettings(base_urls=[judge.url], model=config.judge_model, concurrency=64, adaptive=adaptive,
+                                timeout_s=config.overload_timeout_s, max_retries=3),
+            embedder=EmbedderSettings(model=config.embedder),
+        )  # fmt: skip
+        items = [RewardItem(response=f"<X_RAY> <thinking>r</thinking> <answer>Finding {i}</answer>",
+                            ground_truth="<X_RAY> Mass") for i in range(config.overload_pairs)]  # fmt: skip
+        started = time.perf_counter()
+        try:
+            [(response, seconds)] = asyncio.run(_in_process(settings, encoder, RewardRequest(items=items)))
+            verdicts = sum(r.scores.accuracy_llm is not None for r in response.results)
+            calls = response.usage.judge_calls
+        except JudgeDown:  # every call failed: no verdict at all
+            verdicts, calls, seconds = 0, None, time.perf_counter() - started
+    capacity_per_s = config.overload_capacity / (config.overload_latency_ms / 1000)
+    return {"adaptive": adaptive, "pairs": len(items), "verdicts": verdicts, "judge_calls": calls,
+            "seconds": seconds, "goodput": verdicts / seconds / capacity_per_s}  # fmt: skip
 
 
 def _http_once(settings: Settings, encoder: Encoder, config: BenchConfig, seed: int) -> float:
@@ -298,6 +330,15 @@ def table(results: dict[str, Any]) -> str:
         f"scores differing from the baseline: {results['score_mismatches_vs_baseline']} of {results['items']}",
         f"peak RSS of the benchmark process (service in it): {results['peak_rss_mb']:.0f} MB",
     ]
+    for row in results.get("overload", []):
+        c_ = results["config"]
+        rows.append(
+            f"overload ({'adaptive' if row['adaptive'] else 'fixed 64'} limit; judge C={c_['overload_capacity']}, "
+            f"L={c_['overload_latency_ms']:g} ms, timeout {c_['overload_timeout_s']:g} s, "
+            f"{row['pairs']} pairs at once): "
+            f"{row['verdicts']} verdicts in {row['seconds']:.1f} s, goodput {row['goodput']:.0%} of the judge's "
+            f"capacity   (target ≥ 90%), {row['judge_calls']} calls"
+        )
     return "\n".join(rows)
 
 
