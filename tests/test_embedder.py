@@ -84,3 +84,26 @@ def test_real_model_batched_equals_single(minilm):
     single = np.concatenate([minilm.encode([t]) for t in texts])
     np.testing.assert_allclose(batched, single, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_small_caller_waits_for_one_batch_not_behind_a_large_one():
+    """Batches draw from callers in turn: one text queued after 200 long ones is in the next batch."""
+
+    async def run() -> tuple[list[list[str]], list[str]]:
+        encoder = CharEncoder()
+        batcher = MicroBatcher(encoder, max_batch_size=8, max_wait_s=0.001, max_batch_chars=8 * 100)
+        batcher.start()
+        try:
+            large = asyncio.ensure_future(batcher.embed([f"long text {i} " + "x" * 200 for i in range(200)]))
+            await asyncio.sleep(0)  # the large caller is queued first
+            await batcher.embed(["small"])
+            done_with_small = list(encoder.batches)
+            await large
+        finally:
+            await batcher.stop()
+        return done_with_small, [t for batch in encoder.batches for t in batch]
+
+    at_small, everything = asyncio.run(run())
+    assert "small" in at_small[-1] and len(at_small) <= 2  # the first batch or the next, not the 50th
+    assert all(len(batch) <= 4 for batch in at_small)  # 200+ characters each: the padded budget holds 4
+    assert len(everything) == 201

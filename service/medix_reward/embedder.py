@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -70,13 +71,32 @@ class _Pending:
     queued_at: float
 
 
+# A text's cost in a batch is the batch's longest text (padding), and the encoder truncates what is longer
+# than its window: about 512 tokens for the large models, ~2,048 characters.
+_COST_CAP_CHARS = 2048
+
+
 class MicroBatcher:
-    def __init__(self, encoder: Encoder, max_batch_size: int, max_wait_s: float, metrics: Metrics | None = None):
+    """Texts of all callers, encoded in micro-batches on one worker thread. Batches draw from the callers in
+    turn (one text from each), and stop at `max_batch_size` texts or `max_batch_chars` of padded text, so a
+    caller with one text waits for at most one batch, however many long texts another caller queued."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        max_batch_size: int,
+        max_wait_s: float,
+        metrics: Metrics | None = None,
+        max_batch_chars: int = 64 * 512,
+    ):
         self._encoder = encoder
         self._metrics = metrics
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._max_batch_chars = max_batch_chars
+        self._callers: deque[deque[_Pending]] = deque()  # one queue per embed() call, served in turn
+        self._queued = 0
+        self._arrived = asyncio.Event()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
         self._consumer: asyncio.Task[None] | None = None
 
@@ -86,7 +106,7 @@ class MicroBatcher:
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        return self._queued
 
     def start(self) -> None:
         self._consumer = asyncio.create_task(self._run(), name="micro-batcher")
@@ -96,10 +116,12 @@ class MicroBatcher:
             self._consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer
-        while not self._queue.empty():
-            pending = self._queue.get_nowait()
-            if not pending.future.done():
-                pending.future.set_exception(EmbedderError("the embedder is shutting down"))
+        for queue in self._callers:
+            for pending in queue:
+                if not pending.future.done():
+                    pending.future.set_exception(EmbedderError("the embedder is shutting down"))
+        self._callers.clear()
+        self._queued = 0
         self._worker.shutdown(wait=True)
 
     async def embed(self, texts: list[str]) -> list[np.ndarray]:
@@ -107,28 +129,49 @@ class MicroBatcher:
             raise EmbedderError("the embedder is not running")
         loop = asyncio.get_running_loop()
         now = loop.time()
-        pending = [_Pending(text, loop.create_future(), now) for text in texts]
-        for item in pending:
-            self._queue.put_nowait(item)
-        return list(await asyncio.gather(*(item.future for item in pending)))
+        pending = deque(_Pending(text, loop.create_future(), now) for text in texts)
+        if pending:
+            futures = [item.future for item in pending]
+            self._callers.append(pending)
+            self._queued += len(pending)
+            self._arrived.set()
+            return list(await asyncio.gather(*futures))
+        return []
 
     async def _next_batch(self) -> list[_Pending]:
-        batch = [await self._queue.get()]
+        while not self._queued:
+            self._arrived.clear()
+            await self._arrived.wait()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_wait_s
-        while len(batch) < self._max_batch_size:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
+        while self._queued < self._max_batch_size and (remaining := deadline - loop.time()) > 0:
+            self._arrived.clear()
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                await asyncio.wait_for(self._arrived.wait(), remaining)
             except TimeoutError:
                 break
-        # A caller that has gone (cancelled) needs no encoding.
-        return [item for item in batch if not item.future.done()]
+        return self._take()
+
+    def _take(self) -> list[_Pending]:
+        """One text from each caller in turn, within the batch's size and padded-text budget."""
+        batch: list[_Pending] = []
+        longest = 0
+        while self._callers and len(batch) < self._max_batch_size:
+            queue = self._callers[0]
+            item = queue[0]
+            cost = max(longest, min(len(item.text), _COST_CAP_CHARS))
+            if batch and cost * (len(batch) + 1) > self._max_batch_chars:
+                break
+            queue.popleft()
+            self._queued -= 1
+            if queue:
+                self._callers.rotate(-1)  # this caller's next text goes after the others'
+            else:
+                self._callers.popleft()
+            if not item.future.done():  # a caller that has gone (cancelled) needs no encoding
+                batch.append(item)
+                longest = cost
+        return batch
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -238,7 +238,10 @@ async def open_pipeline(
     """A pipeline with its encoder loaded and warm, its micro-batcher running and its judge clients open;
     all of it closed on exit. The app's lifespan and the benchmark both run the service's parts this way."""
     model = encoder or await asyncio.to_thread(SentenceTransformerEncoder, settings.embedder)
-    batcher = MicroBatcher(model, settings.embedder.max_batch_size, settings.embedder.max_wait_ms / 1000, metrics)
+    embedder = settings.embedder
+    batcher = MicroBatcher(
+        model, embedder.max_batch_size, embedder.max_wait_ms / 1000, metrics, embedder.max_batch_chars
+    )
     batcher.start()
     http = judge_http_clients(settings.judge, judge_transport)
     try:

@@ -78,6 +78,12 @@ class EmbedderSettings(_Group):
     device: str = Field(default="auto", description="'auto' picks CUDA when present, else CPU.")
     max_batch_size: int = Field(default=64, ge=1)
     max_wait_ms: float = Field(default=2.0, ge=0, description="How long a micro-batch waits to fill up.")
+    max_batch_chars: int = Field(
+        default=64 * 512,
+        ge=1,
+        description="Padded text per micro-batch (texts × the longest, each counted up to 2,048 characters): long "
+        "texts make smaller batches, so no caller waits behind one huge batch.",
+    )
     cache_size: int = Field(default=100_000, ge=0, description="Embeddings kept across requests (LRU).")
     cache_bytes: int = Field(default=512 * 2**20, ge=0, description="Approximate memory the embeddings may hold.")
 
