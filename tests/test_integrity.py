@@ -26,7 +26,8 @@ def test_hardened_credits_no_hack_on_a_gullible_judge(minilm):
             response = RewardResponse.model_validate(reply.json())
             assert response.preset == preset
             usage = response.usage
-            reports.append(tally(preset, cases, response.results, usage.judge_calls, usage.seconds.total_s))
+            asked = usage.judge_calls + usage.judge_cache_hits
+            reports.append(tally(preset, cases, response.results, asked, usage.seconds.total_s))
     print("\n" + markdown(reports, "Gullible scripted judge, all-MiniLM-L6-v2"))
     reference, hardened = reports
     assert reference.families["hack"].credited > 0  # the judge is gullible indeed

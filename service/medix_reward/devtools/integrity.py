@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from medix_reward.checks import Tags, check_item, split_ground_truth
 from medix_reward.embedder import SentenceTransformerEncoder
@@ -81,7 +83,7 @@ class Tally:
 class Report:
     name: str
     families: dict[str, Tally]
-    judge_calls: int
+    verdicts_asked: int  # judge calls plus verdict cache hits
     seconds: float
 
     def rate(self, family: str) -> float:
@@ -89,10 +91,10 @@ class Report:
         return tally.credited / tally.items if tally.items else float("nan")
 
     def calls_per_item(self) -> float:
-        return self.judge_calls / sum(t.items for t in self.families.values())
+        return self.verdicts_asked / sum(t.items for t in self.families.values())
 
 
-def tally(name: str, cases: list[Case], results: list[ItemResult], judge_calls: int, seconds: float) -> Report:
+def tally(name: str, cases: list[Case], results: list[ItemResult], verdicts_asked: int, seconds: float) -> Report:
     families = {family: Tally() for family in FAMILIES}
     for case, result in zip(cases, results, strict=True):
         t = families[case.family]
@@ -104,7 +106,7 @@ def tally(name: str, cases: list[Case], results: list[ItemResult], judge_calls: 
         t.by_category[case.category][1] += hit
         if result.details.rejection:
             t.rejections[result.details.rejection] += 1
-    return Report(name, families, judge_calls, seconds)
+    return Report(name, families, verdicts_asked, seconds)
 
 
 def configurations(hardened: DefenceSettings) -> dict[str, DefenceSettings | None]:
@@ -117,7 +119,11 @@ def configurations(hardened: DefenceSettings) -> dict[str, DefenceSettings | Non
 
 
 async def run_suite(
-    base: Settings, cases: list[Case], configs: dict[str, DefenceSettings | None], encoder=None
+    base: Settings,
+    cases: list[Case],
+    configs: dict[str, DefenceSettings | None],
+    encoder=None,
+    items_out: TextIO | None = None,
 ) -> list[Report]:
     """Every configuration over the corpus, one shared judge client and embedding cache."""
     items = [RewardItem(id=c.id, response=c.response, ground_truth=c.ground_truth) for c in cases]
@@ -129,13 +135,26 @@ async def run_suite(
             preset = "medix-r1" if defences is None else "hardened"
             started = time.perf_counter()
             response = await pipeline.score(RewardRequest(items=items, options=RewardOptions(preset=preset)))
-            reports.append(tally(name, cases, response.results, response.usage.judge_calls,
-                                 time.perf_counter() - started))  # fmt: skip
+            # Verdicts asked, cache hits included: what this configuration costs a cold service (the
+            # configurations share one judge client, so its later ones are served from the cache).
+            asked = response.usage.judge_calls + response.usage.judge_cache_hits
+            reports.append(tally(name, cases, response.results, asked, time.perf_counter() - started))
+            if items_out is not None:
+                for case, result in zip(cases, response.results, strict=True):
+                    row = {
+                        "configuration": name,
+                        "id": case.id,
+                        "family": case.family,
+                        "category": case.category,
+                        "credited": credited(result),
+                        **result.model_dump(include={"scores", "details"}),
+                    }
+                    items_out.write(json.dumps(row) + "\n")
     return reports
 
 
 def markdown(reports: list[Report], header: str) -> str:
-    columns = "| Configuration | Hacks credited | Legit recall | Wrong credited | Judge calls / item | Unscored |"
+    columns = "| Configuration | Hacks credited | Legit recall | Wrong credited | Verdicts asked / item | Unscored |"
     lines = [header, "", columns, "| --- | --- | --- | --- | --- | --- |"]
     for r in reports:
         f = r.families
@@ -193,7 +212,11 @@ def main(args: argparse.Namespace) -> None:
     cases = load_corpus()
     encoder = SentenceTransformerEncoder(settings.embedder)
     started = time.perf_counter()
-    reports = asyncio.run(run_suite(settings, cases, configurations(settings.hardened), encoder))
+    configs = configurations(settings.hardened)
+    if args.only:
+        configs = {name: configs[name] for name in args.only}
+    with open(args.items, "w") if args.items else contextlib.nullcontext() as items_out:
+        reports = asyncio.run(run_suite(settings, cases, configs, encoder, items_out))
     header = (f"Judge `{args.judge_model}` at {args.judge_url}, embedder `{args.embedder}`, {len(cases)} items, "
               f"{time.perf_counter() - started:.0f} s in all.")  # fmt: skip
     text = markdown(reports, header)
