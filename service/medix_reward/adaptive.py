@@ -8,7 +8,8 @@ back within the target latency lets the limit grow (by one per call until the fi
 then by one per window), and a call that comes back slower, times out or is refused for overload halves
 it, once: calls sent before that cut say nothing about the new limit, so they cannot cut it again. The
 judge then holds about what it serves within the target, and a slower judge gives fewer verdicts per
-second, never none.
+second, never none. It starts at 4: a fast judge doubles that every round trip, and a slow one is not
+sent a first wave that outlives its timeout.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections import deque
 
 
 class AdaptiveLimit:
-    def __init__(self, max_limit: int, target_latency_s: float, initial: int = 16, min_limit: int = 1):
+    def __init__(self, max_limit: int, target_latency_s: float, initial: int = 4, min_limit: int = 1):
         self.max_limit = max_limit
         self.min_limit = min_limit
         self.target_latency_s = target_latency_s
