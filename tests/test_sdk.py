@@ -215,3 +215,18 @@ def test_both_bounds_apply_and_one_is_needed():
     with pytest.raises(ValueError, match="bound"):
         RewardClient("http://svc", max_retries=None, retry_budget_s=None)
 
+
+def test_adapters_pass_their_retry_settings_to_the_client():
+    from medix_reward_client.adapters import clients
+
+    clients.reset()
+    try:
+        default = clients.client("http://svc").config
+        assert (default.max_retries, default.retry_budget_s, default.timeout) == (None, 600.0, 300.0)
+        custom = clients.client("http://svc", clients.Retries(max_retries=5, retry_budget_s=1800, timeout=60)).config
+        assert (custom.max_retries, custom.retry_budget_s, custom.timeout) == (5, 1800, 60)
+        mine = RewardClient("http://svc")
+        clients.register("http://svc", mine)
+        assert clients.client("http://svc", clients.Retries(max_retries=5)) is mine  # a registered client wins
+    finally:
+        clients.reset()
