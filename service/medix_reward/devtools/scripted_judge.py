@@ -90,6 +90,8 @@ class ScriptedJudge:
     model: str = "scripted-judge"
     # Answers the judge always fails on (a fault every time), for failures pinned to one item.
     failing_answers: dict[str, Fault] = field(default_factory=dict)
+    # Ground truths the judge always fails on, for failures pinned to a prompt whatever a policy answers.
+    failing_truths: dict[str, Fault] = field(default_factory=dict)
     calls: list[JudgeCall] = field(default_factory=list)
     max_in_flight: int = 0
     _faults: deque[Fault] = field(default_factory=deque)
@@ -108,6 +110,7 @@ class ScriptedJudge:
         self.calls.clear()
         self._faults.clear()
         self.failing_answers.clear()
+        self.failing_truths.clear()
         self.max_in_flight = 0
 
     async def _chat(self, request: Request) -> Response:
@@ -115,6 +118,7 @@ class ScriptedJudge:
         truth, answer = read_pair(body["messages"])
         self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter()))
         fault = self._faults.popleft() if self._faults else self.failing_answers.get(answer)
+        fault = fault or self.failing_truths.get(truth)
         async with self._slots:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
