@@ -5,7 +5,10 @@ PORT ?= 8080
 JUDGE_URL ?= http://127.0.0.1:8000/v1
 BIN := $(VENV)/bin
 
-.PHONY: install judge test test-fast run serve openapi bench
+TRAINERS_VENV ?= .venv-trl
+TRAINERS_BIN := $(TRAINERS_VENV)/bin
+
+.PHONY: install judge test test-fast test-trainers run serve openapi bench
 
 install: $(VENV)/.installed
 
@@ -26,7 +29,18 @@ test: install judge
 
 # Without the integration tier (no vLLM judge needed).
 test-fast: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not integration"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not integration and not trainers"
+
+# The trainer tier: TRL's own GRPOTrainer trains the packaged SmolLM2 policy (prepared by `make judge`) on the
+# CPU against the live service, in a venv of its own with the trainers pinned. Not part of `make test`.
+$(TRAINERS_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TRAINERS_VENV)
+	$(TRAINERS_BIN)/pip install -q --upgrade pip
+	$(TRAINERS_BIN)/pip install -q -e '.[server,test,trainers]'
+	touch $@
+
+test-trainers: $(TRAINERS_VENV)/.installed judge
+	HF_HUB_OFFLINE=1 $(TRAINERS_BIN)/python -m pytest -q -m trainers tests/trainers
 
 # The whole local stack: vLLM judge on CPU + the service with the packaged MiniLM embedder.
 run: install

@@ -151,3 +151,82 @@ def test_bad_items_fail_before_sending():
     with pytest.raises(ValueError, match="ground_truth"):
         client.score([{"response": "r"}])
     assert script.requests == []
+
+
+class FakeClock:
+    """Time that passes only when the client sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    async def async_sleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
+def test_retry_budget_bounds_retries_in_time_and_logs_each_wait(caplog):
+    caplog.set_level("WARNING", logger="medix_reward_client")
+    unavailable = {"error": {"type": "judge_error", "message": "down", "param": None, "code": "judge_unreachable"}}
+    script = Script(*[httpx.Response(502, json=unavailable)] * 1000)
+    client = RewardClient("http://svc", transport=httpx.MockTransport(script), max_retries=None, retry_budget_s=60)
+    clock = client._clock = FakeClock()
+    client._sleep = clock.sleep
+    with pytest.raises(APIStatusError):
+        client.score(ITEMS)
+    assert 60 - 8.0 < clock.now <= 60  # waited until the next wait (at most 8 s) would pass the budget
+    assert len(script.requests) == len(clock.sleeps) + 1 > 10  # more than any count-bounded default
+    waits = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(waits) == len(clock.sleeps)
+    assert "attempt 1 failed (HTTP 502 judge_unreachable); retrying in" in waits[0]
+    assert "of a 60 s retry budget" in waits[0]
+    assert f"giving up after {len(script.requests)} attempts" in caplog.text
+
+
+def test_async_client_shares_the_budget():
+    script = Script(*[httpx.ConnectError("refused")] * 1000)
+
+    async def run() -> FakeClock:
+        client = AsyncRewardClient("http://svc", transport=httpx.MockTransport(script), max_retries=None,
+                                   retry_budget_s=30)  # fmt: skip
+        clock = client._clock = FakeClock()
+        client._sleep = clock.async_sleep
+        with pytest.raises(APIConnectionError):
+            await client.score(ITEMS)
+        return clock
+
+    clock = asyncio.run(run())
+    assert 30 - 8.0 < clock.now <= 30 and len(script.requests) == len(clock.sleeps) + 1
+
+
+def test_both_bounds_apply_and_one_is_needed():
+    script = Script(*[httpx.Response(503)] * 10)
+    client = RewardClient("http://svc", transport=httpx.MockTransport(script), max_retries=2, retry_budget_s=600)
+    client._sleep = lambda _: None
+    with pytest.raises(APIStatusError):
+        client.score(ITEMS)
+    assert len(script.requests) == 3
+    with pytest.raises(ValueError, match="bound"):
+        RewardClient("http://svc", max_retries=None, retry_budget_s=None)
+
+
+def test_adapters_pass_their_retry_settings_to_the_client():
+    from medix_reward_client.adapters import clients
+
+    clients.reset()
+    try:
+        default = clients.client("http://svc").config
+        assert (default.max_retries, default.retry_budget_s, default.timeout) == (None, 600.0, 300.0)
+        custom = clients.client("http://svc", clients.Retries(max_retries=5, retry_budget_s=1800, timeout=60)).config
+        assert (custom.max_retries, custom.retry_budget_s, custom.timeout) == (5, 1800, 60)
+        mine = RewardClient("http://svc")
+        clients.register("http://svc", mine)
+        assert clients.client("http://svc", clients.Retries(max_retries=5)) is mine  # a registered client wins
+    finally:
+        clients.reset()

@@ -4,6 +4,7 @@ and `AsyncRewardClient` differ only in how they send and how they sleep."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -30,6 +31,8 @@ API_KEY_ENV = "MEDIX_REWARD_API_KEY"
 RETRYABLE_STATUS = frozenset({408, 429, 502, 503, 504})
 
 ItemLike = RewardItem | Mapping[str, Any]
+
+log = logging.getLogger("medix_reward_client")
 
 
 class RewardError(Exception):
@@ -67,9 +70,10 @@ class ClientConfig:
     base_url: str
     api_key: str | None
     timeout: float
-    max_retries: int
+    max_retries: int | None  # None: no count limit, only retry_budget_s
     chunk_size: int
     max_concurrency: int
+    retry_budget_s: float | None = None  # no retry starts later than this after the call's first attempt
     backoff_base: float = 0.5
     backoff_max: float = 8.0
 
@@ -79,15 +83,20 @@ class ClientConfig:
         base_url: str | None,
         api_key: str | None,
         timeout: float,
-        max_retries: int,
+        max_retries: int | None,
         chunk_size: int,
         max_concurrency: int,
+        retry_budget_s: float | None = None,
     ) -> ClientConfig:
-        if chunk_size < 1 or max_concurrency < 1 or max_retries < 0:
+        if chunk_size < 1 or max_concurrency < 1 or (max_retries is not None and max_retries < 0):
             raise ValueError("chunk_size and max_concurrency must be ≥ 1, max_retries ≥ 0")
+        if retry_budget_s is not None and retry_budget_s < 0:
+            raise ValueError("retry_budget_s must be ≥ 0")
+        if max_retries is None and retry_budget_s is None:
+            raise ValueError("retries need a bound: max_retries, retry_budget_s or both")
         url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        return cls(url, key, timeout, max_retries, chunk_size, max_concurrency)
+        return cls(url, key, timeout, max_retries, chunk_size, max_concurrency, retry_budget_s)
 
     def headers(self, request_id: str) -> dict[str, str]:
         headers = {"X-Request-ID": request_id}
@@ -127,28 +136,55 @@ def after_attempt(
     attempt: int,
     request_id: str,
     *,
+    elapsed: float = 0.0,
     error: Exception | None = None,
     status: int | None = None,
     body: Any = None,
     retry_after: str | None = None,
 ) -> RewardResponse | float:
-    """The outcome of one attempt: the parsed response, or the delay before the next attempt. Raises the
-    typed error when the attempt failed and no retry is left (or the failure is not retryable)."""
-    if error is not None:
-        if not should_retry(attempt, config.max_retries, None):
-            if isinstance(error, httpx.TimeoutException):
-                raise APITimeoutError(f"no answer from {config.base_url}", request_id) from error
-            raise APIConnectionError(f"cannot reach {config.base_url}: {error}", request_id) from error
-        return retry_delay(attempt, None, config)
-    assert status is not None
-    if status == 200 or not should_retry(attempt, config.max_retries, status):
+    """The outcome of one attempt: the parsed response, or the delay before the next attempt (logged).
+    `elapsed` is the time since the call's first attempt began. Raises the typed error when the attempt
+    failed and no retry is left (count or time budget), or the failure is not retryable."""
+    if status == 200:
         return parse_response(status, body, request_id)
-    return retry_delay(attempt, retry_after, config)
+    delay = retry_delay(attempt, retry_after if error is None else None, config)
+    if not should_retry(attempt, config.max_retries, None if error is not None else status):
+        retry = False
+    else:
+        retry = config.retry_budget_s is None or elapsed + delay <= config.retry_budget_s
+    failure = _describe(error, status, body)
+    if retry:
+        budget = "" if config.retry_budget_s is None else f" of a {config.retry_budget_s:g} s retry budget"
+        log.warning(
+            "medix-reward %s: attempt %d failed (%s); retrying in %.1f s (%.1f s spent%s; request %s)",
+            config.base_url, attempt + 1, failure, delay, elapsed, budget, request_id,
+        )  # fmt: skip
+        return delay
+    if attempt > 0:
+        log.error(
+            "medix-reward %s: giving up after %d attempts in %.1f s (%s; request %s)",
+            config.base_url, attempt + 1, elapsed, failure, request_id,
+        )  # fmt: skip
+    if error is not None:
+        if isinstance(error, httpx.TimeoutException):
+            raise APITimeoutError(f"no answer from {config.base_url}", request_id) from error
+        raise APIConnectionError(f"cannot reach {config.base_url}: {error}", request_id) from error
+    assert status is not None
+    return parse_response(status, body, request_id)
 
 
-def should_retry(attempt: int, max_retries: int, status: int | None) -> bool:
-    """After a failed attempt: status None means a connection error or timeout."""
-    if attempt >= max_retries:
+def _describe(error: Exception | None, status: int | None, body: Any) -> str:
+    if error is not None:
+        return type(error).__name__
+    detail = body.get("error") if isinstance(body, dict) else None
+    code = detail.get("code") if isinstance(detail, dict) else None
+    return f"HTTP {status}" + (f" {code}" if code else "")
+
+
+def should_retry(attempt: int, max_retries: int | None, status: int | None) -> bool:
+    """After a failed attempt: status None means a connection error or timeout. max_retries None: no limit
+    by count (the time budget decides)."""
+    if max_retries is not None and attempt >= max_retries:
         return False
     return status is None or status in RETRYABLE_STATUS
 

@@ -36,6 +36,9 @@ class RewardClient:
     """Scores batches against a medix-reward service. Large batches go out in chunks, concurrently.
 
     base_url: default $MEDIX_REWARD_URL, else http://127.0.0.1:8080. api_key: default $MEDIX_REWARD_API_KEY.
+    A failed attempt is retried (each wait logged) while both bounds allow: at most `max_retries` retries
+    (None: no count limit) and no retry starting later than `retry_budget_s` seconds after the first attempt
+    (None: no time limit). `timeout` bounds each attempt.
     """
 
     def __init__(
@@ -44,16 +47,20 @@ class RewardClient:
         *,
         api_key: str | None = None,
         timeout: float = 300.0,
-        max_retries: int = 3,
+        max_retries: int | None = 3,
+        retry_budget_s: float | None = None,
         chunk_size: int = 1024,
         max_concurrency: int = 4,
         http_client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
     ):
-        self.config = ClientConfig.build(base_url, api_key, timeout, max_retries, chunk_size, max_concurrency)
+        self.config = ClientConfig.build(
+            base_url, api_key, timeout, max_retries, chunk_size, max_concurrency, retry_budget_s
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout, transport=transport)
         self._sleep = time.sleep
+        self._clock = time.monotonic
         self._url = f"{self.config.base_url}/reward"
 
     def score(self, items: Iterable[ItemLike], options: Options = None) -> RewardResponse:
@@ -64,14 +71,16 @@ class RewardClient:
             return merge(list(pool.map(self._send, bodies)))
 
     def _send(self, body: dict[str, Any]) -> RewardResponse:
-        request_id, attempt = new_request_id(), 0
+        request_id, attempt, started = new_request_id(), 0, self._clock()
         while True:
             try:
                 reply = self._http.post(self._url, json=body, headers=self.config.headers(request_id))
             except httpx.TransportError as exc:
-                outcome = after_attempt(self.config, attempt, request_id, error=exc)
+                outcome = after_attempt(self.config, attempt, request_id, elapsed=self._clock() - started, error=exc)
             else:
-                outcome = after_attempt(self.config, attempt, request_id, **_reply_fields(reply))
+                outcome = after_attempt(
+                    self.config, attempt, request_id, elapsed=self._clock() - started, **_reply_fields(reply)
+                )
             if isinstance(outcome, RewardResponse):
                 return outcome
             self._sleep(outcome)
@@ -97,16 +106,20 @@ class AsyncRewardClient:
         *,
         api_key: str | None = None,
         timeout: float = 300.0,
-        max_retries: int = 3,
+        max_retries: int | None = 3,
+        retry_budget_s: float | None = None,
         chunk_size: int = 1024,
         max_concurrency: int = 4,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
-        self.config = ClientConfig.build(base_url, api_key, timeout, max_retries, chunk_size, max_concurrency)
+        self.config = ClientConfig.build(
+            base_url, api_key, timeout, max_retries, chunk_size, max_concurrency, retry_budget_s
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout, transport=transport)
         self._sleep = asyncio.sleep
+        self._clock = time.monotonic
         self._url = f"{self.config.base_url}/reward"
 
     async def score(self, items: Iterable[ItemLike], options: Options = None) -> RewardResponse:
@@ -120,14 +133,16 @@ class AsyncRewardClient:
         return merge(await asyncio.gather(*(bounded(body) for body in bodies)))
 
     async def _send(self, body: dict[str, Any]) -> RewardResponse:
-        request_id, attempt = new_request_id(), 0
+        request_id, attempt, started = new_request_id(), 0, self._clock()
         while True:
             try:
                 reply = await self._http.post(self._url, json=body, headers=self.config.headers(request_id))
             except httpx.TransportError as exc:
-                outcome = after_attempt(self.config, attempt, request_id, error=exc)
+                outcome = after_attempt(self.config, attempt, request_id, elapsed=self._clock() - started, error=exc)
             else:
-                outcome = after_attempt(self.config, attempt, request_id, **_reply_fields(reply))
+                outcome = after_attempt(
+                    self.config, attempt, request_id, elapsed=self._clock() - started, **_reply_fields(reply)
+                )
             if isinstance(outcome, RewardResponse):
                 return outcome
             await self._sleep(outcome)

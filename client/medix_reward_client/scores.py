@@ -2,7 +2,9 @@
 service's trainer endpoints.
 
 An item the service could not score is never a number that looks like a score: it raises
-RewardUnavailable, unless a fallback is configured, which is then logged and counted in FALLBACKS.
+RewardUnavailable, unless a fallback is configured, which is then logged and counted in FALLBACKS. That
+holds for one item whose judge call failed (`float_scores`) and for a whole request whose every judge call
+failed, which the service answers with 502/504 (`request_unscored`, `whole_request_scores`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from medix_reward_client._core import RewardError
-from medix_reward_client.schema import ItemResult
+from medix_reward_client._core import APIStatusError, RewardError
+from medix_reward_client.schema import COMPONENTS, ItemResult
 
 log = logging.getLogger("medix_reward_client.scores")
 
@@ -47,3 +49,27 @@ def float_scores(result: ItemResult, fallback: float | None, index: int = 0) -> 
             values[component] = fallback
     # What is still None is a component the service was told not to compute: left out, not invented.
     return {component: value for component, value in values.items() if value is not None}
+
+
+def request_unscored(error: APIStatusError) -> str | None:
+    """The reason, when `error` is the service saying it could score none of the request's items (every judge
+    call failed: 502/504 with a `judge_error` or `unscored` body); None for any other error (bad input,
+    auth, a proxy's 502 page), which no fallback should hide."""
+    body = error.body.get("error") if isinstance(error.body, dict) else None
+    if error.status not in (502, 504) or not isinstance(body, dict):
+        return None
+    if body.get("type") not in ("judge_error", "unscored"):
+        return None
+    return str(body.get("code") or body["type"])
+
+
+def whole_request_scores(count: int, fallback: float | None, reason: str, message: str) -> list[dict[str, float]]:
+    """Every value of each of `count` items when none could be scored: raises RewardUnavailable naming the
+    reason, unless `fallback` is set, which then fills overall and every component (logged and counted)."""
+    if fallback is None:
+        raise RewardUnavailable(
+            f"none of the {count} items could be scored ({reason}: {message}) and no fallback is set"
+        )
+    FALLBACKS[reason] += count
+    log.warning("none of the %d items could be scored (%s: %s): using fallback %s", count, reason, message, fallback)
+    return [{"overall": fallback, **dict.fromkeys(COMPONENTS, fallback)} for _ in range(count)]

@@ -7,8 +7,10 @@
 - slime (`--rm-type remote_rm --rm-url`): POST {"prompt", "response", "label"}; answer a dict whose
   `reward` key (`--reward-key reward`) is the composite, beside each component.
 
-Both need a float for every sample: an item that could not be scored fails the call (502, so the
-trainer's retry applies), unless `adapters.fallback` is set, which is then logged and counted.
+Both need a float for every sample: an item that could not be scored (its judge call failed, or every
+judge call of the request did) fails the call with 502 `unscored`, so the trainer's retry applies, unless
+`adapters.fallback` is set, which is then logged and counted. routes.py applies that policy (scores.py);
+this module only translates.
 These shapes are the trainers', so unknown fields are ignored rather than refused.
 """
 
@@ -16,8 +18,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from medix_reward_client.schema import COMPONENTS, RewardItem, RewardRequest, RewardResponse
-from medix_reward_client.scores import float_scores
+from medix_reward_client.schema import COMPONENTS, RewardItem, RewardRequest
 
 
 class _Foreign(BaseModel):
@@ -54,8 +55,8 @@ class OpenRLHFResponse(BaseModel):
     extra_logs: dict[str, list[float]]
 
 
-def openrlhf_response(response: RewardResponse, fallback: float | None) -> OpenRLHFResponse:
-    values = [float_scores(result, fallback, i) for i, result in enumerate(response.results)]
+def openrlhf_response(values: list[dict[str, float]]) -> OpenRLHFResponse:
+    """From each sample's floats (scores.py)."""
     overall = [v["overall"] for v in values]
     logs = {name: [v.get(name, 0.0) for v in values] for name in COMPONENTS if all(name in v for v in values)}
     return OpenRLHFResponse(rewards=overall, scores=overall, extra_logs=logs)
@@ -78,6 +79,7 @@ class SlimeResponse(BaseModel):
     reward: float
 
 
-def slime_response(response: RewardResponse, fallback: float | None) -> SlimeResponse:
-    values = float_scores(response.results[0], fallback)
-    return SlimeResponse(reward=values.pop("overall"), **values)
+def slime_response(values: list[dict[str, float]]) -> SlimeResponse:
+    """From the one sample's floats (scores.py)."""
+    rest = dict(values[0])
+    return SlimeResponse(reward=rest.pop("overall"), **rest)

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from medix_reward import __version__
 from medix_reward.admission import Admission
 from medix_reward.checks import split_ground_truth
-from medix_reward.errors import ClientGone, InvalidField, NotReady, documented, error_response
+from medix_reward.errors import ClientGone, InvalidField, JudgeDown, NotReady, documented, error_response
 from medix_reward.metrics import Metrics
 from medix_reward.pipeline import RewardPipeline, config_hash
 from medix_reward.protocols import (
@@ -29,6 +29,7 @@ from medix_reward.protocols import (
 )
 from medix_reward.settings import Settings
 from medix_reward_client.schema import RewardRequest, RewardResponse
+from medix_reward_client.scores import float_scores, whole_request_scores
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -120,11 +121,25 @@ def _tagged_labels(body: OpenRLHFRequest | SlimeRequest, settings: Settings) -> 
     return reward_request
 
 
-def _count_fallbacks(metrics: Metrics, route: str, response: RewardResponse, settings: Settings) -> None:
-    if settings.adapters.fallback is not None:
-        unscored = sum(result.overall is None for result in response.results)
-        if unscored:
-            metrics.fallbacks.labels(route).inc(unscored)
+async def _floats(
+    route: str, body: OpenRLHFRequest | SlimeRequest, admission: Admission, pipeline: RewardPipeline,
+    settings: Settings, metrics: Metrics,
+) -> list[dict[str, float]]:  # fmt: skip
+    """A float per sample for the trainer protocols. An item that could not be scored, alone or because every
+    judge call of the request failed, is the configured fallback (counted) or a 502 `unscored` (scores.py)."""
+    reward_request = _tagged_labels(body, settings)
+    fallback = settings.adapters.fallback
+    try:
+        response = await _score(admission, pipeline, reward_request)
+    except JudgeDown as exc:  # only here: /reward keeps answering 502/504 with the judge's error
+        values = whole_request_scores(len(reward_request.items), fallback, exc.code or "judge_unreachable", exc.message)
+        metrics.fallbacks.labels(route).inc(len(values))
+        return values
+    values = [float_scores(result, fallback, i) for i, result in enumerate(response.results)]
+    unscored = sum(result.overall is None for result in response.results)
+    if unscored:
+        metrics.fallbacks.labels(route).inc(unscored)
+    return values
 
 
 @scoring.post("/openrlhf/get_reward", response_model=OpenRLHFResponse)
@@ -134,9 +149,7 @@ async def openrlhf(
     settings: SettingsDep, metrics: MetricsDep,
 ) -> OpenRLHFResponse:  # fmt: skip
     """OpenRLHF's remote reward protocol (`--reward.remote_url http://HOST:PORT/openrlhf/get_reward`)."""
-    response = await _score(admission, pipeline, _tagged_labels(body, settings))
-    _count_fallbacks(metrics, "openrlhf", response, settings)
-    return openrlhf_response(response, settings.adapters.fallback)
+    return openrlhf_response(await _floats("openrlhf", body, admission, pipeline, settings, metrics))
 
 
 @scoring.post("/slime/reward", response_model=SlimeResponse)
@@ -146,9 +159,7 @@ async def slime(
     settings: SettingsDep, metrics: MetricsDep,
 ) -> SlimeResponse:  # fmt: skip
     """slime's remote reward protocol (`--rm-type remote_rm --rm-url http://HOST:PORT/slime/reward`)."""
-    response = await _score(admission, pipeline, _tagged_labels(body, settings))
-    _count_fallbacks(metrics, "slime", response, settings)
-    return slime_response(response, settings.adapters.fallback)
+    return slime_response(await _floats("slime", body, admission, pipeline, settings, metrics))
 
 
 operations = APIRouter()

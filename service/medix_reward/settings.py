@@ -167,7 +167,8 @@ class AdapterSettings(_Group):
     fallback: float | None = Field(
         default=None,
         description="For /openrlhf and /slime, which need a float per sample: the value given to an item "
-        "that could not be scored (logged and counted). Unset: the call fails with 502 and the trainer retries.",
+        "that could not be scored, alone or because every judge call of the request failed (logged and counted). "
+        "Unset: the call fails with 502 `unscored` and the trainer retries.",
     )
 
 

@@ -5,8 +5,10 @@
   flight at once (set `custom_reward_function.name=compute_score_async`).
 - `compute_score_batch`: verl's batch reward manager form, a list in, a list out.
 
-`ground_truth` is MediX form "<TAG> answer". Extra keys (`url`, `fallback`) come from
-`custom_reward_function.reward_kwargs`. Failure: raises after retries unless `fallback` is given.
+`ground_truth` is MediX form "<TAG> answer". Extra keys (`url`, `fallback`, `max_retries`,
+`retry_budget_s`, `timeout`) come from `custom_reward_function.reward_kwargs`. Failure: an item that could
+not be scored (its judge call failed, or every judge call of the request did and the service answered
+502/504) raises RewardUnavailable, unless `fallback` is given: then it gets that value, logged and counted.
 """
 
 from __future__ import annotations
@@ -14,13 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from medix_reward_client.adapters.clients import async_client, client
-from medix_reward_client.schema import ItemResult
-from medix_reward_client.scores import float_scores
+from medix_reward_client.adapters.clients import Retries, async_client, client, score, score_async, to_floats
 
 
-def _verl_dict(result: ItemResult, fallback: float | None, index: int = 0) -> dict[str, float]:
-    values = float_scores(result, fallback, index)
+def _verl_dict(values: dict[str, float]) -> dict[str, float]:
     return {"score": values.pop("overall"), **values}
 
 
@@ -31,10 +30,14 @@ def compute_score(
     extra_info: dict[str, Any] | None = None,
     url: str | None = None,
     fallback: float | None = None,
+    max_retries: int | None = None,
+    retry_budget_s: float | None = Retries.retry_budget_s,
+    timeout: float = Retries.timeout,
     **_: Any,
 ) -> dict[str, float]:
-    result = client(url).score([{"response": solution_str, "ground_truth": ground_truth}]).results[0]
-    return _verl_dict(result, fallback)
+    items = [{"response": solution_str, "ground_truth": ground_truth}]
+    reward_client = client(url, Retries(max_retries, retry_budget_s, timeout))
+    return _verl_dict(to_floats(items, score(reward_client, items), fallback)[0])
 
 
 async def compute_score_async(
@@ -44,10 +47,14 @@ async def compute_score_async(
     extra_info: dict[str, Any] | None = None,
     url: str | None = None,
     fallback: float | None = None,
+    max_retries: int | None = None,
+    retry_budget_s: float | None = Retries.retry_budget_s,
+    timeout: float = Retries.timeout,
     **_: Any,
 ) -> dict[str, float]:
-    response = await async_client(url).score([{"response": solution_str, "ground_truth": ground_truth}])
-    return _verl_dict(response.results[0], fallback)
+    items = [{"response": solution_str, "ground_truth": ground_truth}]
+    reward_client = async_client(url, Retries(max_retries, retry_budget_s, timeout))
+    return _verl_dict(to_floats(items, await score_async(reward_client, items), fallback)[0])
 
 
 def compute_score_batch(
@@ -57,7 +64,11 @@ def compute_score_batch(
     extra_infos: Sequence[dict[str, Any] | None] | None = None,
     url: str | None = None,
     fallback: float | None = None,
+    max_retries: int | None = None,
+    retry_budget_s: float | None = Retries.retry_budget_s,
+    timeout: float = Retries.timeout,
     **_: Any,
 ) -> list[dict[str, float]]:
     items = [{"response": s, "ground_truth": g} for s, g in zip(solution_strs, ground_truths, strict=True)]
-    return [_verl_dict(result, fallback, i) for i, result in enumerate(client(url).score(items).results)]
+    reward_client = client(url, Retries(max_retries, retry_budget_s, timeout))
+    return [_verl_dict(values) for values in to_floats(items, score(reward_client, items), fallback)]

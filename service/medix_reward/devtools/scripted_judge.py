@@ -92,6 +92,8 @@ class ScriptedJudge:
     # Answers the judge always fails on (a fault every time), for failures pinned to one item.
     failing_answers: dict[str, Fault] = field(default_factory=dict)
     context_chars: int | None = None  # longer prompts (all messages) are refused with 400
+    # Ground truths the judge always fails on, for failures pinned to a prompt whatever a policy answers.
+    failing_truths: dict[str, Fault] = field(default_factory=dict)
     calls: list[JudgeCall] = field(default_factory=list)
     max_in_flight: int = 0
     _faults: deque[Fault] = field(default_factory=deque)
@@ -110,6 +112,7 @@ class ScriptedJudge:
         self.calls.clear()
         self._faults.clear()
         self.failing_answers.clear()
+        self.failing_truths.clear()
         self.max_in_flight = 0
 
     async def _chat(self, request: Request) -> Response:
@@ -121,6 +124,7 @@ class ScriptedJudge:
         if fault is None and self.context_chars is not None and prompt_chars > self.context_chars:
             message = f"This model's maximum context length is {self.context_chars} characters."
             return JSONResponse({"error": {"message": message, "type": "BadRequestError"}}, status_code=400)
+        fault = fault or self.failing_truths.get(truth)
         async with self._slots:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
