@@ -26,13 +26,14 @@ test: install judge
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	$(MAKE) test-trainers
 
 # Without the integration tier (no vLLM judge needed).
 test-fast: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not integration and not trainers"
 
 # The trainer tier: TRL's own GRPOTrainer trains the packaged SmolLM2 policy (prepared by `make judge`) on the
-# CPU against the live service, in a venv of its own with the trainers pinned. Not part of `make test`.
+# CPU against the live service, in a venv of its own with the trainers pinned. `make test` runs it last.
 $(TRAINERS_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TRAINERS_VENV)
 	$(TRAINERS_BIN)/pip install -q --upgrade pip

@@ -16,14 +16,15 @@ def test_grpo_items_shape():
 
 
 def test_harness_smoke(tmp_path):
-    config = BenchConfig(prompts=3, group=4, latency_ms=5, repeats=2, baseline_repeats=1,
-                         sweep_sizes=[8, 16], sweep_latencies_ms=[5.0], overload_pairs=16)  # fmt: skip
+    config = BenchConfig(prompts=3, group=4, latency_ms=5, repeats=2, baseline_repeats=1, sweep_sizes=[8, 16],
+                         sweep_latencies_ms=[5.0], overload_pairs=16, fairness_items=8)  # fmt: skip
     results = run_bench(config, log=lambda line: None)
     assert results["items"] == 12 and results["score_mismatches_vs_baseline"] == 0
     assert results["judge"]["calls_p50"] <= results["baseline"]["judge_calls"]
     assert results["speedup"] > 0 and results["embed"]["ratio"] > 0 and results["overhead_warm_s"] > 0
     assert len(results["sweep"]) == 2
     assert [row["adaptive"] for row in results["overload"]] == [False, True]
+    assert results["fairness"]["small_requests"] >= 1
     assert "speed-up, service / baseline" in table(results)
     plot(results, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"

@@ -13,9 +13,10 @@ def test_bounded_soak_has_no_errors_and_flat_memory():
 
 
 def test_distinct_long_answers_stay_within_the_cache_budgets():
-    budget = {"MEDIX_REWARD_JUDGE__CACHE_BYTES": str(2 * 2**20), "MEDIX_REWARD_EMBEDDER__CACHE_BYTES": str(2 * 2**20)}
+    half_mb = str(2**19)
+    budget = {"MEDIX_REWARD_JUDGE__CACHE_BYTES": half_mb, "MEDIX_REWARD_EMBEDDER__CACHE_BYTES": half_mb}
     report = run_soak(seconds=15, clients=8, batch_size=8, distinct_chars=8000, settings=budget)
     print("\n" + report.table())
     assert report.requests > 10 and report.errors == {}
-    assert max(report.cache_mb) > 3.5  # both caches filled up to their budgets…
-    assert max(report.cache_mb) <= 4.0  # …and not past them, whatever kept arriving
+    assert max(report.cache_mb) > 0.8  # both caches filled up to their budgets…
+    assert max(report.cache_mb) <= 1.0  # …and not past them, whatever kept arriving

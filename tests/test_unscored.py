@@ -34,9 +34,9 @@ CODES = {502: "judge_http_error", 504: "judge_timeout"}
 
 
 def fail(judge: ScriptedJudge, answers: tuple[str, ...], status: int = 502) -> None:
-    """The judge fails on these answers: HTTP 400 (the service's 502), or hangs (its 504)."""
+    """The judge fails on these answers: HTTP 500 every time (the service's 502), or hangs (its 504)."""
     for answer in answers:
-        judge.failing_answers[answer] = Fault(status=400) if status == 502 else Fault(kind="hang")
+        judge.failing_answers[answer] = Fault(status=500) if status == 502 else Fault(kind="hang")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import asyncio
 import json
 import math
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -31,6 +32,7 @@ from medix_reward.app import create_app
 from medix_reward.checks import Tags, check_item, compose, split_ground_truth
 from medix_reward.devtools.common import free_port, grpo_items, percentile, wait_until_ready
 from medix_reward.devtools.live import LiveServer
+from medix_reward.devtools.scripted_judge import ScriptedJudge
 from medix_reward.embedder import Encoder, SentenceTransformerEncoder, cosine
 from medix_reward.errors import JudgeDown
 from medix_reward.judge import JudgeClient, JudgeStats, chat_request, judge_http_clients, parse_reply
@@ -142,6 +144,9 @@ class BenchConfig:
     overload_latency_ms: float = 100.0
     overload_timeout_s: float = 0.5
     overload_pairs: int = 320
+    # The fairness row: a request of this many distinct long answers, and 1-item requests beside it.
+    fairness_items: int = 400
+    fairness_answer_chars: int = 8000
 
 
 def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
@@ -242,6 +247,8 @@ def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
         results["sweep"] = _sweep(config, encoder, settings_for, log)
     if config.overload_pairs and not config.judge_url:
         results["overload"] = [_overload(config, encoder, adaptive) for adaptive in (False, True)]
+    if config.fairness_items and not config.judge_url:
+        results["fairness"] = asyncio.run(_fairness(config, encoder))
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return results
 
@@ -268,6 +275,42 @@ def _overload(config: BenchConfig, encoder: Encoder, adaptive: bool) -> dict[str
     capacity_per_s = config.overload_capacity / (config.overload_latency_ms / 1000)
     return {"adaptive": adaptive, "pairs": len(items), "verdicts": verdicts, "judge_calls": calls,
             "seconds": seconds, "goodput": verdicts / seconds / capacity_per_s}  # fmt: skip
+
+
+async def _fairness(config: BenchConfig, encoder: Encoder) -> dict[str, Any]:
+    """Latency of 1-item requests while one request of many distinct long answers is being embedded (an
+    instant judge, so the embedder is the whole cost)."""
+    with ScriptedJudge() as judge:
+        settings = Settings(judge=JudgeSettings(base_urls=[judge.url], model=judge.model),
+                            embedder=EmbedderSettings(model=config.embedder))  # fmt: skip
+        rng = random.Random(0)
+        filler = " ".join(f"finding{rng.randrange(1 << 40):x}" for _ in range(config.fairness_answer_chars // 20))
+        big = RewardRequest(
+            items=[
+                RewardItem(
+                    response=f"<X_RAY> <thinking>r</thinking> <answer>{i} {filler}</answer>",
+                    ground_truth="<X_RAY> Mass",
+                )
+                for i in range(config.fairness_items)
+            ]
+        )
+        async with open_pipeline(settings, encoder=encoder) as pipeline:
+            started = time.perf_counter()
+            large = asyncio.ensure_future(pipeline.score(big))
+            small_s: list[float] = []
+            n = 0
+            while not large.done():
+                n += 1
+                item = RewardItem(response=f"<X_RAY> <thinking>r</thinking> <answer>Small {n}</answer>",
+                                  ground_truth="<X_RAY> Mass")  # fmt: skip
+                t0 = time.perf_counter()
+                await pipeline.score(RewardRequest(items=[item]))
+                small_s.append(time.perf_counter() - t0)
+                await asyncio.sleep(0.2)
+            await large
+            large_s = time.perf_counter() - started
+    return {"large_items": config.fairness_items, "large_s": large_s, "small_requests": len(small_s),
+            "small_p50_s": percentile(small_s, 0.5), "small_p99_s": percentile(small_s, 0.99)}  # fmt: skip
 
 
 def _http_once(settings: Settings, encoder: Encoder, config: BenchConfig, seed: int) -> float:
@@ -330,6 +373,13 @@ def table(results: dict[str, Any]) -> str:
         f"scores differing from the baseline: {results['score_mismatches_vs_baseline']} of {results['items']}",
         f"peak RSS of the benchmark process (service in it): {results['peak_rss_mb']:.0f} MB",
     ]
+    if "fairness" in results:
+        f = results["fairness"]
+        rows.append(
+            f"fairness: {f['small_requests']} one-item requests while {f['large_items']} distinct "
+            f"{results['config']['fairness_answer_chars']}-character answers took {f['large_s']:.1f} s: "
+            f"p50 {f['small_p50_s'] * 1000:.0f} ms, p99 {f['small_p99_s'] * 1000:.0f} ms"
+        )
     for row in results.get("overload", []):
         c_ = results["config"]
         rows.append(
