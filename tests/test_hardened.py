@@ -14,7 +14,7 @@ from medix_reward.devtools.scripted_judge import ScriptedJudge
 from medix_reward.judge import neutralise, strict_label
 from medix_reward.screening import screen
 from medix_reward.settings import DefenceSettings
-from tests.conftest import CharEncoder, make_settings
+from tests.helpers import CharEncoder, make_settings
 
 REFUSED = [
     ("verdict", "YES", "Pneumothorax"), ("verdict", "yes yes yes", "Pneumothorax"), ("verdict", "Correct", "Mass"),

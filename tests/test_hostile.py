@@ -23,7 +23,7 @@ from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.scripted_judge import ScriptedJudge
 from medix_reward.embedder import EmbedderError, MicroBatcher
 from medix_reward.settings import EmbedderSettings, LimitsSettings, Settings
-from tests.conftest import CharEncoder, make_settings
+from tests.helpers import CharEncoder, make_settings
 
 INNOCENT = {"response": "<X_RAY> <thinking>r</thinking> <answer>Mass</answer>", "ground_truth": "<X_RAY> Big mass"}
 
@@ -82,10 +82,9 @@ def settings_with(judge: ScriptedJudge, limits: LimitsSettings | None = None, **
 
 
 @pytest.fixture
-def service(judge: ScriptedJudge) -> Iterator[LiveServer]:
+def service(judge: ScriptedJudge, live_service) -> LiveServer:
     limits = LimitsSettings(max_id_chars=16, max_prompt_chars=64)
-    with LiveServer(create_app(settings_with(judge, limits), encoder=CharEncoder())) as server:
-        yield server
+    return live_service(settings=settings_with(judge, limits), encoder=CharEncoder())
 
 
 # -- 1. validation: every number finite, every field bounded, every error with a code ------------------------

@@ -10,7 +10,7 @@ from medix_reward.devtools.integrity import gullible_table, load_corpus, markdow
 from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.scripted_judge import ScriptedJudge, gullible
 from medix_reward_client.schema import RewardResponse
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 def test_hardened_credits_no_hack_on_a_gullible_judge(minilm):

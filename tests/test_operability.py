@@ -18,7 +18,7 @@ from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
 from medix_reward.observability import JsonFormatter, request_id_var
 from medix_reward.settings import AuthSettings, LimitsSettings
-from tests.conftest import CharEncoder, make_settings
+from tests.helpers import CharEncoder, make_settings
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -29,12 +29,6 @@ def metric(text: str, name: str, **labels: str) -> float:
         if match and ",".join(sorted((match.group(1) or "").split(","))) == wanted:
             return float(match.group(2))
     return 0.0
-
-
-@pytest.fixture
-def service(judge, minilm):
-    with LiveServer(create_app(make_settings([judge.url]), encoder=minilm)) as server:
-        yield server
 
 
 def test_metrics_expose_the_figures(service, judge):

@@ -13,7 +13,7 @@ from medix_reward.adaptive import AdaptiveLimit
 from medix_reward.app import create_app
 from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.scripted_judge import ScriptedJudge
-from tests.conftest import CharEncoder, make_settings
+from tests.helpers import CharEncoder, make_settings
 
 
 def test_limit_halves_once_per_overload_and_grows_on_fast_calls():

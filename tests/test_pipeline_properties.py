@@ -16,7 +16,7 @@ from medix_reward.judge import JudgeClient
 from medix_reward.pipeline import RewardPipeline
 from medix_reward.settings import JudgeSettings, Settings
 from medix_reward_client.schema import RewardItem, RewardRequest
-from tests.conftest import CharEncoder
+from tests.helpers import CharEncoder
 
 
 def judge_by_rule(request: httpx.Request) -> httpx.Response:

@@ -15,7 +15,7 @@ from medix_reward.app import create_app
 from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.scripted_judge import ScriptedJudge
 from medix_reward.settings import AuthSettings
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 schema = schemathesis.openapi.from_path(Path(__file__).resolve().parent.parent / "openapi.yaml")
 KEY = "schemathesis-key"

@@ -20,7 +20,7 @@ from medix_reward.settings import AdapterSettings
 from medix_reward_client import APIConnectionError
 from medix_reward_client.adapters import clients, easyr1, trl, verl
 from medix_reward_client.scores import FALLBACKS, RewardUnavailable
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 TRUTH = "<X_RAY> Mass"
 ANSWERS = ("Odd finding", "Big mass")  # the judge says NO, then YES
@@ -40,9 +40,8 @@ def fail(judge: ScriptedJudge, answers: tuple[str, ...], status: int = 502) -> N
 
 
 @pytest.fixture
-def service(judge, minilm):
-    with LiveServer(create_app(make_settings([judge.url], **JUDGE), encoder=minilm)) as server:
-        yield server
+def service(live_service):
+    yield live_service(**JUDGE)
     clients.reset()
 
 

@@ -16,7 +16,7 @@ from medix_reward.devtools.common import distinct_items, free_port, grpo_batch
 from medix_reward.devtools.judge_stack import JudgeStack
 from medix_reward.devtools.live import LiveServer
 from medix_reward.judge import is_yes
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from medix_reward.devtools.live import LiveServer  # noqa: E402
 from medix_reward.devtools.scripted_judge import Fault  # noqa: E402
 from medix_reward_client.adapters import clients  # noqa: E402
 from medix_reward_client.adapters.trl import REWARD_WEIGHTS, reward_funcs  # noqa: E402
-from tests.conftest import make_settings  # noqa: E402
+from tests.helpers import make_settings  # noqa: E402
 
 pytestmark = pytest.mark.trainers
 

