@@ -91,3 +91,10 @@ def test_a_deadline_returns_what_was_judged_and_says_what_was_not():
     assert reply.status_code == 200
     assert 1 <= codes.count(None) < 10 and codes.count("judge_deadline") == 10 - codes.count(None)
     assert following.status_code == 200
+
+
+def test_a_deadline_nothing_could_meet_is_nulls_not_an_error(service):
+    body = {"items": distinct(3), "options": {"deadline_s": 1e-9}}
+    reply = httpx.post(f"{service.url}/reward", json=body, timeout=60)
+    assert reply.status_code == 200  # the caller's own bound, not the judge being down
+    assert [r["errors"]["accuracy_llm"]["code"] for r in reply.json()["results"]] == ["judge_deadline"] * 3

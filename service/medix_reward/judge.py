@@ -74,9 +74,9 @@ _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _REJECTED_INPUT_STATUS = frozenset({400, 413, 422})
 # The failures that say the judge itself is down, as opposed to one item's input or reply.
 _OVERLOAD_STATUS = frozenset({429, 503})
-JUDGE_DOWN_CODES = frozenset(
-    {"judge_unreachable", "judge_timeout", "judge_http_error", "judge_bad_reply", "judge_deadline"}
-)
+# What says the judge itself is down; judge_rejected_input (the item's fault) and judge_deadline (the caller's
+# own bound) do not.
+JUDGE_DOWN_CODES = frozenset({"judge_unreachable", "judge_timeout", "judge_http_error", "judge_bad_reply"})
 # httpcore's pool scans every connection for every queued request: with 64 connections in one client a
 # judge call cost ~10 ms of CPU (profiled); clients of 16 connections each bring it under 1 ms.
 _CONNECTIONS_PER_CLIENT = 16

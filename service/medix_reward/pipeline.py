@@ -130,7 +130,7 @@ class RewardPipeline:
                 _record_calls(self.metrics, judge_stats, embed_stats)
         error = judge_is_down(verdicts)
         if error is not None:
-            down = JudgeTimedOut if error.code in ("judge_timeout", "judge_deadline") else JudgeDown
+            down = JudgeTimedOut if error.code == "judge_timeout" else JudgeDown
             raise down(f"every judge call failed: {error.message}", code=error.code)
 
         scoring = (request.items, checked, reward, verdicts, swapped, vectors)

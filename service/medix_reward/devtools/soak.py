@@ -22,9 +22,9 @@ from medix_reward.devtools.common import free_port, grpo_items, wait_until_ready
 from medix_reward.devtools.common import percentile as nearest_rank
 from medix_reward.devtools.scripted_judge import ScriptedJudge
 
-# The prompts a soak draws from: a fixed pool (and so a bounded set of answers), so the caches reach a
-# steady state and memory can level off.
-_SOAK_PROMPTS = 10
+# The items a soak draws from: a fixed pool (and so a bounded set of answers), so the caches reach a steady
+# state and memory can level off. Fresh `grpo_items` per request are mostly new answers: the cold path.
+_POOL = grpo_items(prompts=10, group=8, seed=0)
 
 
 @dataclass
@@ -69,10 +69,10 @@ def _rss_mb(pid: int) -> float:
 
 
 def _batch(rng: random.Random, size: int, distinct_chars: int) -> list[dict[str, Any]]:
-    """`size` GRPO-shaped items: groups of 8 samples when `size` allows, else one group of `size`. With
-    `distinct_chars`, every answer is new and that long instead: nothing is ever a cache hit."""
-    group = 8 if size % 8 == 0 else size
-    items = grpo_items(size // group, group, seed=rng.randrange(1 << 30), first_prompt=rng.randrange(_SOAK_PROMPTS))
+    """`size` GRPO-shaped items, whole groups of 8 from the pool when `size` allows. With `distinct_chars`,
+    every answer is new and that long instead: nothing is ever a cache hit."""
+    start = 8 * rng.randrange(len(_POOL) // 8)
+    items = [dict(item) for item in (_POOL * 2)[start : start + size]]
     if distinct_chars:
         for item in items:
             words = " ".join(f"finding{rng.randrange(1 << 40):x}" for _ in range(distinct_chars // 20))
