@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from medix_reward_client.groups import group_stats
 from medix_reward_client.schema import (
@@ -125,10 +126,12 @@ def chunk_bodies(
     return bodies
 
 
-def parse_response(status: int, body: Any, request_id: str | None) -> RewardResponse:
+def parse_response(
+    status: int, body: Any, request_id: str | None, model: type[BaseModel] = RewardResponse
+) -> BaseModel:
     if status != 200:
         raise APIStatusError(status, body, request_id)
-    return RewardResponse.model_validate(body)
+    return model.model_validate(body)
 
 
 def after_attempt(
@@ -141,12 +144,13 @@ def after_attempt(
     status: int | None = None,
     body: Any = None,
     retry_after: str | None = None,
-) -> RewardResponse | float:
+    model: type[BaseModel] = RewardResponse,
+) -> BaseModel | float:
     """The outcome of one attempt: the parsed response, or the delay before the next attempt (logged).
     `elapsed` is the time since the call's first attempt began. Raises the typed error when the attempt
     failed and no retry is left (count or time budget), or the failure is not retryable."""
     if status == 200:
-        return parse_response(status, body, request_id)
+        return parse_response(status, body, request_id, model)
     delay = retry_delay(attempt, retry_after if error is None else None, config)
     if not should_retry(attempt, config.max_retries, None if error is not None else status):
         retry = False
@@ -170,7 +174,7 @@ def after_attempt(
             raise APITimeoutError(f"no answer from {config.base_url}", request_id) from error
         raise APIConnectionError(f"cannot reach {config.base_url}: {error}", request_id) from error
     assert status is not None
-    return parse_response(status, body, request_id)
+    return parse_response(status, body, request_id, model)
 
 
 def _describe(error: Exception | None, status: int | None, body: Any) -> str:

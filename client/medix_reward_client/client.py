@@ -6,9 +6,10 @@ import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from medix_reward_client._core import (
     ClientConfig,
@@ -19,9 +20,26 @@ from medix_reward_client._core import (
     new_request_id,
     to_items,
 )
-from medix_reward_client.schema import RewardOptions, RewardResponse
+from medix_reward_client.schema import (
+    EvaluateItem,
+    EvaluateOptions,
+    EvaluateRequest,
+    EvaluateResponse,
+    RewardOptions,
+    RewardResponse,
+)
 
 Options = RewardOptions | Mapping[str, Any] | None
+EvalOptions = EvaluateOptions | Mapping[str, Any] | None
+M = TypeVar("M", bound=BaseModel)
+
+
+def evaluate_body(items: Iterable[EvaluateItem | Mapping[str, Any]], options: EvalOptions) -> dict[str, Any]:
+    request = EvaluateRequest(
+        items=[item if isinstance(item, EvaluateItem) else EvaluateItem.model_validate(item) for item in items],
+        options=EvaluateOptions.model_validate(options) if options is not None else None,
+    )
+    return request.model_dump(mode="json", exclude_none=True)
 
 
 def _reply_fields(reply: httpx.Response) -> dict[str, Any]:
@@ -70,19 +88,30 @@ class RewardClient:
         with ThreadPoolExecutor(max_workers=self.config.max_concurrency) as pool:
             return merge(list(pool.map(self._send, bodies)))
 
-    def _send(self, body: dict[str, Any]) -> RewardResponse:
+    def evaluate(
+        self, items: Iterable[EvaluateItem | Mapping[str, Any]], options: EvalOptions = None
+    ) -> EvaluateResponse:
+        """Grade answers with the MediX-R1 evaluation protocol (`POST /evaluate`), in one request."""
+        response = self._send(evaluate_body(items, options), "/evaluate", EvaluateResponse)
+        assert isinstance(response, EvaluateResponse)
+        return response
+
+    def _send(self, body: dict[str, Any], path: str = "/reward", model: type[M] = RewardResponse) -> M:
         request_id, attempt, started = new_request_id(), 0, self._clock()
+        url = f"{self.config.base_url}{path}"
         while True:
             try:
-                reply = self._http.post(self._url, json=body, headers=self.config.headers(request_id))
+                reply = self._http.post(url, json=body, headers=self.config.headers(request_id))
             except httpx.TransportError as exc:
                 outcome = after_attempt(self.config, attempt, request_id, elapsed=self._clock() - started, error=exc)
             else:
+                fields = _reply_fields(reply)
                 outcome = after_attempt(
-                    self.config, attempt, request_id, elapsed=self._clock() - started, **_reply_fields(reply)
+                    self.config, attempt, request_id, elapsed=self._clock() - started, model=model, **fields
                 )
-            if isinstance(outcome, RewardResponse):
+            if isinstance(outcome, model):
                 return outcome
+            assert isinstance(outcome, float | int)
             self._sleep(outcome)
             attempt += 1
 
@@ -132,19 +161,30 @@ class AsyncRewardClient:
 
         return merge(await asyncio.gather(*(bounded(body) for body in bodies)))
 
-    async def _send(self, body: dict[str, Any]) -> RewardResponse:
+    async def evaluate(
+        self, items: Iterable[EvaluateItem | Mapping[str, Any]], options: EvalOptions = None
+    ) -> EvaluateResponse:
+        """Grade answers with the MediX-R1 evaluation protocol (`POST /evaluate`), in one request."""
+        response = await self._send(evaluate_body(items, options), "/evaluate", EvaluateResponse)
+        assert isinstance(response, EvaluateResponse)
+        return response
+
+    async def _send(self, body: dict[str, Any], path: str = "/reward", model: type[M] = RewardResponse) -> M:
         request_id, attempt, started = new_request_id(), 0, self._clock()
+        url = f"{self.config.base_url}{path}"
         while True:
             try:
-                reply = await self._http.post(self._url, json=body, headers=self.config.headers(request_id))
+                reply = await self._http.post(url, json=body, headers=self.config.headers(request_id))
             except httpx.TransportError as exc:
                 outcome = after_attempt(self.config, attempt, request_id, elapsed=self._clock() - started, error=exc)
             else:
+                fields = _reply_fields(reply)
                 outcome = after_attempt(
-                    self.config, attempt, request_id, elapsed=self._clock() - started, **_reply_fields(reply)
+                    self.config, attempt, request_id, elapsed=self._clock() - started, model=model, **fields
                 )
-            if isinstance(outcome, RewardResponse):
+            if isinstance(outcome, model):
                 return outcome
+            assert isinstance(outcome, float | int)
             await self._sleep(outcome)
             attempt += 1
 

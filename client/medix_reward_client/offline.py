@@ -13,13 +13,17 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 from medix_reward_client._core import RewardError
 from medix_reward_client.client import AsyncRewardClient
 from medix_reward_client.schema import COMPONENTS, ItemResult, RewardItem
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -53,16 +57,96 @@ class Summary:
         return "\n".join(rows)
 
 
-def _done_lines(out_path: Path) -> set[int]:
+def read_rows(out_path: Path) -> dict[int, dict[str, Any]]:
+    """The last row written for each input line number (a later run's row supersedes an earlier one)."""
+    rows: dict[int, dict[str, Any]] = {}
     if not out_path.exists():
-        return set()
-    done = set()
+        return rows
     for text in out_path.read_text(encoding="utf-8").splitlines():
         try:
-            done.add(int(json.loads(text)["line"]))
+            row = json.loads(text)
+            rows[int(row["line"])] = row
         except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by an interruption: that item is scored again
-    return done
+            continue  # a line cut short by an interruption: that item is done again
+    return rows
+
+
+def pending(in_path: Path, done: set[int], parse: Callable[[str], T]) -> tuple[int, int, list[tuple[int, T]]]:
+    """(items in the file, items already done, the rest numbered by line) of a JSONL input."""
+    total = skipped = 0
+    todo: list[tuple[int, T]] = []
+    for number, text in enumerate(in_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        total += 1
+        if number in done:
+            skipped += 1
+        else:
+            todo.append((number, parse(text)))
+    return total, skipped, todo
+
+
+@dataclass
+class Progress:
+    """One line, rewritten in place: done of total, the rate of this run and the time left at that rate."""
+
+    total: int
+    skipped: int
+    unit: str = "items"
+    stream: TextIO = sys.stderr
+    done: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, n: int) -> None:
+        self.done += n
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        rate = self.done / elapsed
+        left = self.total - self.skipped - self.done
+        eta = f"{left / rate:.0f} s" if rate > 0 else "?"
+        self.stream.write(
+            f"\r{self.done + self.skipped}/{self.total} {self.unit}, {rate:.1f} {self.unit}/s, ETA {eta}   "
+        )
+        self.stream.flush()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+async def run_chunks(
+    todo: list[tuple[int, T]],
+    out_path: Path,
+    *,
+    chunk_size: int,
+    max_concurrency: int,
+    send: Callable[[list[T]], Awaitable[list[R]]],
+    row: Callable[[R], dict[str, Any]],
+    on_result: Callable[[R], None],
+    on_refused: Callable[[list[tuple[int, T]], RewardError], None],
+    progress: Progress,
+) -> None:
+    """Sends `todo` in chunks, `max_concurrency` at once, appending `{"line": N, **row(result)}` per result as each
+    chunk comes back (flushed), so an interruption loses at most the chunks in flight. A chunk the service
+    refuses is left out (`on_refused`) and done on the next run."""
+    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    slots = asyncio.Semaphore(max_concurrency)
+    with out_path.open("a", encoding="utf-8") as out:
+
+        async def run(chunk: list[tuple[int, T]]) -> None:
+            async with slots:
+                try:
+                    results = await send([item for _, item in chunk])
+                except RewardError as exc:
+                    on_refused(chunk, exc)
+                    return
+            for (number, _), result in zip(chunk, results, strict=True):
+                out.write(json.dumps({"line": number, **row(result)}) + "\n")
+                on_result(result)
+            out.flush()
+            progress.add(len(chunk))
+
+        await asyncio.gather(*(run(chunk) for chunk in chunks))
+    progress.stream.write("\n")
 
 
 async def score_file(
@@ -76,42 +160,22 @@ async def score_file(
     client: AsyncRewardClient | None = None,
 ) -> Summary:
     summary = Summary()
-    done = _done_lines(out_path)
-    todo: list[tuple[int, RewardItem]] = []
-    for number, text in enumerate(in_path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        summary.total += 1
-        if number in done:
-            summary.skipped += 1
-        else:
-            todo.append((number, RewardItem.model_validate_json(text)))
-    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
-    started = time.perf_counter()
-    slots = asyncio.Semaphore(max_concurrency)
+    summary.total, summary.skipped, todo = pending(in_path, set(read_rows(out_path)), RewardItem.model_validate_json)
     service = client or AsyncRewardClient(url, chunk_size=chunk_size)
 
-    with out_path.open("a", encoding="utf-8") as out:
+    async def send(items: list[RewardItem]) -> list[ItemResult]:
+        return (await service.score(items)).results
 
-        async def run(chunk: list[tuple[int, RewardItem]]) -> None:
-            async with slots:
-                try:
-                    response = await service.score([item for _, item in chunk])
-                except RewardError as exc:
-                    summary.failures[type(exc).__name__] += len(chunk)
-                    return
-            for (number, _), result in zip(chunk, response.results, strict=True):
-                out.write(json.dumps({"line": number, **result.model_dump(mode="json")}) + "\n")
-                summary.add(result)
-            out.flush()
-            rate = summary.scored / max(time.perf_counter() - started, 1e-9)
-            progress.write(f"\r{summary.scored + summary.skipped}/{summary.total} items, {rate:.1f} items/s")
-            progress.flush()
+    def refused(chunk: list[tuple[int, RewardItem]], exc: RewardError) -> None:
+        summary.failures[type(exc).__name__] += len(chunk)
 
-        try:
-            await asyncio.gather(*(run(chunk) for chunk in chunks))
-        finally:
-            if client is None:
-                await service.aclose()
-    progress.write("\n")
+    try:
+        await run_chunks(
+            todo, out_path, chunk_size=chunk_size, max_concurrency=max_concurrency, send=send,
+            row=lambda result: result.model_dump(mode="json"), on_result=summary.add, on_refused=refused,
+            progress=Progress(summary.total, summary.skipped, stream=progress),
+        )  # fmt: skip
+    finally:
+        if client is None:
+            await service.aclose()
     return summary

@@ -225,3 +225,111 @@ class ErrorDetail(_Response):
 
 class ErrorBody(_Response):
     error: ErrorDetail
+
+
+# ---- POST /evaluate: the MediX-R1 evaluation protocol (a reference-based judge, rounds in one conversation) ----
+
+EvalKind = Literal["binary", "graded"]
+Combine = Literal["majority", "mean", "last"]
+
+# The 17 benchmarks of MediX-R1's evaluation (its eval/README.md) and how each is scored: report generation and
+# summarisation 0-5, the rest binary. The service's evaluate.tasks / evaluate.tasks_file extend or override it.
+MEDIX_R1_TASKS: dict[str, EvalKind] = {
+    **dict.fromkeys(
+        (
+            "mmlu_clinical_knowledge", "mmlu_college_biology", "mmlu_college_medicine", "mmlu_medical_genetics",
+            "mmlu_professional_medicine", "mmlu_anatomy", "medmcqa", "medqa", "usmle_sa", "pubmedqa",
+            "slake_vqa", "rad_vqa", "path_vqa", "pmc_vqa", "pmc_vqa_hard",
+        ),
+        "binary",
+    ),
+    "mimic_cxr_report_summarization": "graded",
+    "mimic_cxr_report_generation": "graded",
+}  # fmt: skip
+
+
+class EvaluateItem(_Request):
+    """One model answer to grade against its reference answer."""
+
+    question: str = Field(description="The question as the model saw it (choices included, for multiple choice).")
+    reference: str = Field(description="The correct answer: for multiple choice the option's text or letter.")
+    response: str = Field(description="The model's answer; anything up to a closing </think> / </thinking> is dropped.")
+    task: str = Field(description="The benchmark, e.g. 'medqa' or 'mimic_cxr_report_generation'.")
+    kind: EvalKind | None = Field(
+        default=None,
+        description="'binary' (0/1) or 'graded' (0-5 clinical quality). Default: the task table's kind for `task`.",
+    )
+    choices: list[str] | None = Field(
+        default=None,
+        description="Multiple-choice options, lettered A, B, … in order; default: read from a 'Choices:' block "
+        "of 'A. text' lines in the question. With options, a clear letter or exact option text is scored by rule.",
+    )
+    id: str | int | None = Field(default=None, description="Echoed back in the result.")
+
+
+class EvaluateOptions(_Request):
+    rounds: int | None = Field(
+        default=None, ge=1, le=9, description="Judge rounds per sample, in one conversation; default evaluate.rounds."
+    )
+    combine: Combine | None = Field(
+        default=None,
+        description="How rounds combine: 'majority' (binary: 1 iff more than half the rounds say 1; graded: the "
+        "median), 'mean', or 'last'. Default: majority for binary, mean for graded (the reference's).",
+    )
+    judge_model: str | None = Field(
+        default=None, description="A model the evaluation judge serves; default evaluate.judge_model."
+    )
+    rule: bool = Field(default=True, description="Score clear multiple-choice answers by rule, without the judge.")
+
+
+class EvaluateRequest(_Request):
+    items: list[EvaluateItem] = Field(min_length=1)
+    options: EvaluateOptions | None = None
+
+
+class RoundResult(_Response):
+    score: float | None = Field(description="The score this reply gave; null when it could not be read.")
+    reply: str = Field(description="The judge's reply, as sent (first 2,000 characters).")
+    cached: bool = False
+    error: str | None = Field(default=None, description="Why the reply could not be read.")
+
+
+class SampleError(_Response):
+    code: str = Field(
+        description="judge_unparseable (a round's reply was not the JSON asked for, twice), or a judge call's "
+        "error: judge_timeout, judge_unreachable, judge_http_error, judge_bad_reply, judge_rejected_input"
+    )
+    message: str
+
+
+class EvaluateResult(_Response):
+    id: str | int | None = None
+    task: str
+    kind: EvalKind
+    score: float | None = Field(
+        description="Binary: 0 or 1 (or the fraction under 'mean'); graded: 0-5. Null when the sample failed."
+    )
+    method: Literal["rule", "judge"] | None = Field(
+        description="'rule': a multiple-choice answer matched without the judge; null when failed before any call."
+    )
+    rounds: list[RoundResult] = Field(default_factory=list, description="Every judge reply, retries included.")
+    error: SampleError | None = Field(default=None, description="Why the sample has no score; never scored 0.")
+
+
+class EvaluateUsage(_Response):
+    items: int
+    judged: int = Field(description="Samples sent to the judge.")
+    rule_decided: int = Field(description="Multiple-choice samples scored by rule.")
+    judge_calls: int = Field(description="HTTP calls made to the judge, retries included.")
+    judge_calls_saved: int = Field(description="Rounds the rule spared: rule_decided × rounds.")
+    judge_cache_hits: int
+    failed: int
+    seconds: float
+
+
+class EvaluateResponse(_Response):
+    results: list[EvaluateResult]
+    usage: EvaluateUsage
+    protocol_version: str
+    judge_model: str
+    version: str | None = None

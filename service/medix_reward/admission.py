@@ -12,7 +12,7 @@
 | items being scored                  | `limits.max_inflight_items`               | 429 `overloaded`, `Retry-After`  |
 
 The first three are ASGI middleware (they answer before the app reads the body); the rest run in the
-route, after parsing, through `Admission.admit`.
+route, after parsing, through `Admission.admit`; `/evaluate` passes the same checks on its own fields.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from medix_reward.errors import (
 )
 from medix_reward.metrics import Metrics
 from medix_reward.settings import LimitsSettings
-from medix_reward_client.schema import RewardRequest
+from medix_reward_client.schema import EvaluateRequest, RewardRequest
 
 
 async def _refuse(send: Send, exc: ServiceError) -> None:
@@ -160,9 +160,19 @@ _TEXT_LIMITS = (
     ("id", "max_id_chars"),
     ("group_id", "max_id_chars"),
 )
+# The same for POST /evaluate: the model's answer, the reference, the question (which carries the choices).
+EVALUATE_TEXT_LIMITS = (
+    ("response", "max_response_chars"),
+    ("reference", "max_truth_chars"),
+    ("question", "max_prompt_chars"),
+    ("task", "max_id_chars"),
+    ("id", "max_id_chars"),
+)
 
 
-def check_fields(request: RewardRequest, limits: LimitsSettings) -> None:
+def check_fields(
+    request: RewardRequest | EvaluateRequest, limits: LimitsSettings, fields: tuple[tuple[str, str], ...] = _TEXT_LIMITS
+) -> None:
     """What a schema cannot know: sizes (they are settings), and text that cannot be written out as UTF-8.
 
     A lone surrogate ("\\ud800") is valid JSON but no tokenizer, judge or response encoder can take it; refused
@@ -170,7 +180,7 @@ def check_fields(request: RewardRequest, limits: LimitsSettings) -> None:
     if len(request.items) > limits.max_items:
         raise InvalidField(f"items: at most {limits.max_items} items per request", param="items", code="too_many_items")
     for i, item in enumerate(request.items):
-        for name, setting in _TEXT_LIMITS:
+        for name, setting in fields:
             value = getattr(item, name)
             if value is None:
                 continue
@@ -205,8 +215,10 @@ class Admission:
         self.inflight_requests = 0
 
     @contextmanager
-    def admit(self, request: RewardRequest) -> Iterator[None]:
-        check_fields(request, self.limits)
+    def admit(
+        self, request: RewardRequest | EvaluateRequest, fields: tuple[tuple[str, str], ...] = _TEXT_LIMITS
+    ) -> Iterator[None]:
+        check_fields(request, self.limits, fields)
         n = len(request.items)
         if self.inflight_requests >= self.limits.max_concurrent_requests:
             limit = self.limits.max_concurrent_requests

@@ -1,5 +1,6 @@
 """`medix-reward`: serve (one uvicorn worker per process: it holds a GPU model), openapi, score (offline
-scoring; needs only the client), scripted-judge, judge (the local vLLM judge)."""
+scoring; needs only the client), evaluate (a checkpoint's answers by the evaluation protocol; client only),
+scripted-judge, judge (the local vLLM judge)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,31 @@ def _score(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    import asyncio
+
+    from medix_reward_client.evaluation import evaluate_file, report_of, write_outputs
+    from medix_reward_client.schema import EvaluateOptions
+
+    options = EvaluateOptions(rounds=args.rounds, combine=args.combine, judge_model=args.judge_model,
+                              rule=not args.no_rule)  # fmt: skip
+    run = asyncio.run(
+        evaluate_file(
+            Path(args.input), Path(args.output), url=args.url, chunk_size=args.chunk_size,
+            max_concurrency=args.concurrency, options=options,
+        )
+    )  # fmt: skip
+    report = report_of(Path(args.output))
+    text = report.markdown()
+    print(text)
+    print(run.line())
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+    write_outputs(report, run, csv_path=args.csv, json_path=args.json, plot_path=args.plot, title=args.title)
+    if report.failed or run.refused:
+        sys.exit(1)
+
+
 def _soak(args: argparse.Namespace) -> None:
     from medix_reward.devtools.soak import run_soak
 
@@ -127,6 +153,24 @@ def main(argv: list[str] | None = None) -> None:
     score.add_argument("--chunk-size", type=int, default=256)
     score.add_argument("--concurrency", type=int, default=4, help="chunks in flight at once")
     score.set_defaults(run=_score)
+    evaluate = commands.add_parser(
+        "evaluate", help="grade a checkpoint's answers (JSONL) with the MediX-R1 evaluation protocol (resumable)"
+    )
+    evaluate.add_argument("input", help="JSONL, one sample per line: question, reference, response, task[, kind]")
+    evaluate.add_argument("-o", "--output", required=True, help="JSONL results; samples scored there are skipped")
+    evaluate.add_argument("--url", default=None, help="the service; default $MEDIX_REWARD_URL or http://127.0.0.1:8080")
+    evaluate.add_argument("--rounds", type=int, default=None, help="judge rounds per sample (service default: 3)")
+    evaluate.add_argument("--combine", choices=["majority", "mean", "last"], default=None)
+    evaluate.add_argument("--judge-model", default=None, help="a model the evaluation judge serves")
+    evaluate.add_argument("--no-rule", action="store_true", help="send multiple-choice answers to the judge too")
+    evaluate.add_argument("--chunk-size", type=int, default=32, help="samples per request")
+    evaluate.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
+    evaluate.add_argument("--markdown", default=None, help="write the per-task table here")
+    evaluate.add_argument("--csv", default=None, help="write the per-task table here (CSV)")
+    evaluate.add_argument("--json", default=None, help="write the per-task table and this run's usage here")
+    evaluate.add_argument("--plot", default=None, help="write a bar per task with its 95%% interval (PNG)")
+    evaluate.add_argument("--title", default="Evaluation", help="the plot's title")
+    evaluate.set_defaults(run=_evaluate)
     soak = commands.add_parser("soak", help="a bounded soak on loopback: throughput, errors, latency, memory")
     soak.add_argument("--seconds", type=float, default=60.0)
     soak.add_argument("--clients", type=int, default=32)

@@ -3,7 +3,8 @@
 A few pooled keep-alive httpx clients (see `judge_http_clients`), a global bound on calls in flight,
 per-attempt timeouts, capped exponential backoff with full jitter (Retry-After honoured), replicas
 tried in turn, and an LRU of verdicts with in-flight deduplication: the same (answer, truth) pair
-asked twice at once costs one call.
+asked twice at once costs one call. `chat` puts a whole conversation (the evaluation protocol's rounds)
+through the same machinery, keyed by all its messages.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import httpx
 
 from medix_reward.adaptive import AdaptiveLimit
 from medix_reward.caches import BoundedLRU
 from medix_reward.settings import JudgeSettings
+
+T = TypeVar("T")
 
 PROMPT_VERSION = "medix-judge-v1"
 STRICT_PROMPT_VERSION = "medix-judge-v2"
@@ -213,8 +217,8 @@ class JudgeClient:
             url: AdaptiveLimit(settings.concurrency, target) if settings.adaptive else None
             for url in settings.base_urls
         }
-        self._cache: BoundedLRU[tuple[str, ...], Verdict] = BoundedLRU(settings.cache_size, settings.cache_bytes)
-        self._inflight: dict[tuple[str, ...], asyncio.Future[Verdict]] = {}
+        self._cache: BoundedLRU[tuple[str, ...], Verdict | str] = BoundedLRU(settings.cache_size, settings.cache_bytes)
+        self._inflight: dict[tuple[str, ...], asyncio.Future[Verdict | str]] = {}
         self._next_replica = 0
         self._next_client = 0
 
@@ -250,30 +254,64 @@ class JudgeClient:
         shown = (neutralise(answer), neutralise(truth)) if ask.neutralise else (answer, truth)
         logprobs = str(self.settings.logprobs or ask.logprobs)
         key = (self.settings.model, ask.prompt_version, logprobs, *shown)
+
+        def body() -> dict[str, object]:
+            return chat_request(self.settings, answer, truth, ask)  # a fresh nonce per attempt
+
+        def parse(reply: httpx.Response) -> Verdict:
+            return parse_reply(reply, strict=ask.strict)
+
+        verdict, cached = await self._once(key, lambda: self._ask(body, parse, stats, ask.strict), stats)
+        assert isinstance(verdict, Verdict)
+        return Verdict(verdict.yes, verdict.reply, verdict.p_yes, cached=True) if cached else verdict
+
+    async def chat(
+        self, messages: list[dict[str, str]], stats: JudgeStats, *, model: str, max_tokens: int, timeout_s: float
+    ) -> tuple[str, bool]:
+        """The judge's reply to a whole conversation (greedy) and whether it came from the cache; the same
+        retries, replicas, limits and deduplication as a verdict, keyed by every message of the conversation.
+        The reply's content is returned as it is: reading it is the caller's protocol."""
+        key = ("chat", model, str(max_tokens), *(f"{m['role']}\x00{m['content']}" for m in messages))
+        request: dict[str, object] = {
+            "model": model, "messages": messages, "temperature": 0, "top_p": 1, "max_tokens": max_tokens,
+        }  # fmt: skip
+        if self.settings.chat_template_kwargs:
+            request["chat_template_kwargs"] = self.settings.chat_template_kwargs
+        reply, cached = await self._once(
+            key, lambda: self._ask(lambda: request, reply_content, stats, False, timeout_s), stats
+        )
+        assert isinstance(reply, str)
+        return reply, cached
+
+    async def _once(
+        self, key: tuple[str, ...], compute: Callable[[], Awaitable[Verdict | str]], stats: JudgeStats
+    ) -> tuple[Verdict | str, bool]:
+        """The cached value of `key`, or the one call computing it now, or a new call: (value, cached)."""
         cached = self._cache.get(key)
         if cached is not None:
             stats.cache_hits += 1
-            return Verdict(cached.yes, cached.reply, cached.p_yes, cached=True)
+            return cached, True
         pending = self._inflight.get(key)
         if pending is not None:
             try:
-                verdict = await asyncio.shield(pending)
+                value = await asyncio.shield(pending)
             except _OwnerGone:  # the request that made the call went away; this one still wants it
-                return await self._verdict(answer, truth, stats, ask)
+                return await self._once(key, compute, stats)
             stats.cache_hits += 1
-            return Verdict(verdict.yes, verdict.reply, verdict.p_yes, cached=True)
-        future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+            return value, True
+        future: asyncio.Future[Verdict | str] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            verdict = await self._ask(answer, truth, stats, ask)
+            value = await compute()
         except BaseException as exc:
             future.set_exception(exc if isinstance(exc, JudgeError) else _OwnerGone())
             future.exception()  # mark retrieved: no "never retrieved" warning when nobody else waited
             raise
         else:
-            future.set_result(verdict)
-            self._cache.put(key, verdict, sum(map(len, key)) + len(verdict.reply))
-            return verdict
+            future.set_result(value)
+            text = value if isinstance(value, str) else value.reply
+            self._cache.put(key, value, sum(map(len, key)) + len(text))
+            return value, False
         finally:
             del self._inflight[key]
 
@@ -283,17 +321,24 @@ class JudgeClient:
             delay = max(delay, min(retry_after, self.settings.retry_after_max_s))
         return delay
 
-    async def _ask(self, answer: str, truth: str, stats: JudgeStats, ask: JudgeAsk) -> Verdict:
+    async def _ask(
+        self,
+        body: Callable[[], dict[str, object]],
+        parse: Callable[[httpx.Response], T],
+        stats: JudgeStats,
+        retry_unparseable: bool,
+        timeout_s: float | None = None,
+    ) -> T:
         urls = self.settings.base_urls
         first = self._next_replica
         self._next_replica = (first + 1) % len(urls)
         error = JudgeError("judge_unreachable", "no attempt made")
-        unparseable_retry = ask.strict  # a strict reply that is no label is asked once more, then an error
+        unparseable_retry = retry_unparseable  # a reply that is no label is asked once more, then an error
         for attempt in range(self.settings.max_retries + 1):
             stats.retries += attempt > 0
-            body = chat_request(self.settings, answer, truth, ask)  # a fresh nonce per attempt
-            outcome, retryable, retry_after = await self._attempt(urls[(first + attempt) % len(urls)], body, ask, stats)
-            if isinstance(outcome, Verdict):
+            replica = urls[(first + attempt) % len(urls)]
+            outcome, retryable, retry_after = await self._attempt(replica, body(), parse, stats, timeout_s)
+            if not isinstance(outcome, JudgeError):
                 return outcome
             error = outcome
             if unparseable_retry and error.code == "judge_bad_reply":
@@ -306,14 +351,20 @@ class JudgeClient:
         raise error
 
     async def _attempt(
-        self, replica: str, body: dict[str, object], ask: JudgeAsk, stats: JudgeStats
-    ) -> tuple[Verdict | JudgeError, bool, float | None]:
-        """One call to one replica, under its adaptive limit and the global cap: the verdict, or the error with
-        whether another attempt may help and the server's Retry-After."""
+        self,
+        replica: str,
+        body: dict[str, object],
+        parse: Callable[[httpx.Response], T],
+        stats: JudgeStats,
+        timeout_s: float | None = None,
+    ) -> tuple[T | JudgeError, bool, float | None]:
+        """One call to one replica, under its adaptive limit and the global cap: the parsed reply, or the error
+        with whether another attempt may help and the server's Retry-After."""
         limit = self.limits[replica]
         if limit is not None:
             await limit.acquire()
         sent, overloaded = time.monotonic(), False
+        timeout = timeout_s or self.settings.timeout_s
         try:
             async with self._slots:
                 stats.calls += 1
@@ -321,25 +372,22 @@ class JudgeClient:
                 self._next_client = (self._next_client + 1) % len(self._http)
                 try:
                     reply = await http.post(
-                        f"{replica}/chat/completions",
-                        json=body,
-                        headers=self._headers(),
-                        timeout=self.settings.timeout_s,
+                        f"{replica}/chat/completions", json=body, headers=self._headers(), timeout=timeout
                     )
                 except httpx.TimeoutException:
                     overloaded = True
-                    timeout = JudgeError("judge_timeout", f"no reply within {self.settings.timeout_s:g} s")
-                    return _counted(stats, timeout), True, None
+                    timed_out = JudgeError("judge_timeout", f"no reply within {timeout:g} s")
+                    return _counted(stats, timed_out), True, None
                 except httpx.TransportError as exc:
                     unreachable = JudgeError("judge_unreachable", f"cannot reach the judge ({type(exc).__name__})")
                     return _counted(stats, unreachable), True, None
             if reply.status_code == 200:
                 try:
-                    verdict = parse_reply(reply, strict=ask.strict)
+                    parsed = parse(reply)
                 except JudgeError as bad:
                     return _counted(stats, bad), False, None
                 stats.outcomes["ok"] += 1
-                return verdict, False, None
+                return parsed, False, None
             overloaded = reply.status_code in _OVERLOAD_STATUS
             error = JudgeError("judge_http_error", f"judge answered HTTP {reply.status_code}")
             if reply.status_code in _REJECTED_INPUT_STATUS:
@@ -367,7 +415,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def parse_reply(reply: httpx.Response, strict: bool = False) -> Verdict:
+def _choice(reply: httpx.Response) -> tuple[dict[str, object], str]:
     try:
         choice = reply.json()["choices"][0]
         content = choice["message"]["content"]
@@ -375,6 +423,16 @@ def parse_reply(reply: httpx.Response, strict: bool = False) -> Verdict:
         raise JudgeError("judge_bad_reply", "judge reply is not a chat completion with content") from None
     if not isinstance(content, str):
         raise JudgeError("judge_bad_reply", "judge reply content is not text")
+    return choice, content
+
+
+def reply_content(reply: httpx.Response) -> str:
+    """The text of a chat completion, whatever it says."""
+    return _choice(reply)[1]
+
+
+def parse_reply(reply: httpx.Response, strict: bool = False) -> Verdict:
+    choice, content = _choice(reply)
     yes = strict_label(content) if strict else is_yes(content)
     if yes is None:
         raise JudgeError("judge_bad_reply", "judge reply is not one YES or NO label")

@@ -24,6 +24,7 @@ from medix_reward.embedder import (
     cosine,
 )
 from medix_reward.errors import JudgeDown, JudgeTimedOut
+from medix_reward.evaluate import Evaluator
 from medix_reward.judge import (
     JUDGE_DOWN_CODES,
     JudgeAsk,
@@ -91,12 +92,18 @@ def config_hash(settings: Settings, reward: EffectiveReward) -> str:
 
 class RewardPipeline:
     def __init__(
-        self, settings: Settings, judge: JudgeClient, embeddings: EmbeddingCache, metrics: Metrics | None = None
+        self,
+        settings: Settings,
+        judge: JudgeClient,
+        embeddings: EmbeddingCache,
+        metrics: Metrics | None = None,
+        evaluator: Evaluator | None = None,
     ):
         self.settings = settings
         self.judge = judge
         self.embeddings = embeddings
         self.metrics = metrics
+        self.evaluator = evaluator
 
     def reward_for(self, request: RewardRequest | None) -> EffectiveReward:
         options = request.options if request is not None else None
@@ -244,14 +251,22 @@ async def open_pipeline(
     )
     batcher.start()
     http = judge_http_clients(settings.judge, judge_transport)
+    judge = JudgeClient(settings.judge, http)
+    # The evaluation judge shares the reward judge's client (limits, cache) when it runs on the same replicas.
+    evaluation = settings.evaluate.judge_settings(settings.judge)
+    shared = (evaluation.base_urls, evaluation.api_key) == (settings.judge.base_urls, settings.judge.api_key)
+    evaluation_http = [] if shared else judge_http_clients(evaluation, judge_transport)
+    evaluator = Evaluator(
+        settings.evaluate, judge if shared else JudgeClient(evaluation, evaluation_http), evaluation.model
+    )
     try:
         # Warm up on the encoder's own worker thread: torch sets up its thread pool per calling thread.
         await batcher.embed(["warm-up"])
         embeddings = EmbeddingCache(batcher, settings.embedder.cache_size, settings.embedder.cache_bytes)
-        yield RewardPipeline(settings, JudgeClient(settings.judge, http), embeddings, metrics)
+        yield RewardPipeline(settings, judge, embeddings, metrics, evaluator)
     finally:
         await batcher.stop()
-        await asyncio.gather(*(client.aclose() for client in http))
+        await asyncio.gather(*(client.aclose() for client in http + evaluation_http))
 
 
 def _record_calls(metrics: Metrics, judge: JudgeStats, embed: EmbedStats) -> None:

@@ -14,7 +14,7 @@ from fastapi.security import HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from medix_reward import __version__
-from medix_reward.admission import Admission
+from medix_reward.admission import EVALUATE_TEXT_LIMITS, Admission
 from medix_reward.checks import split_ground_truth
 from medix_reward.errors import ClientGone, InvalidField, JudgeDown, NotReady, documented, error_response
 from medix_reward.metrics import Metrics
@@ -28,7 +28,7 @@ from medix_reward.protocols import (
     slime_response,
 )
 from medix_reward.settings import Settings
-from medix_reward_client.schema import RewardRequest, RewardResponse
+from medix_reward_client.schema import EvaluateRequest, EvaluateResponse, RewardRequest, RewardResponse
 from medix_reward_client.scores import float_scores, whole_request_scores
 
 P = ParamSpec("P")
@@ -36,7 +36,7 @@ R = TypeVar("R")
 
 # Keys are enforced by admission.KeyCheck before the body is read; this declares the scheme in OpenAPI.
 _bearer = HTTPBearer(auto_error=False, description="One of MEDIX_REWARD_AUTH__KEYS, when keys are set")
-PROTECTED_PATHS = frozenset({"/reward", "/openrlhf/get_reward", "/slime/reward", "/config"})
+PROTECTED_PATHS = frozenset({"/reward", "/openrlhf/get_reward", "/slime/reward", "/config", "/evaluate"})
 
 
 def get_settings(request: Request) -> Settings:
@@ -160,6 +160,18 @@ async def slime(
 ) -> SlimeResponse:  # fmt: skip
     """slime's remote reward protocol (`--rm-type remote_rm --rm-url http://HOST:PORT/slime/reward`)."""
     return slime_response(await _floats("slime", body, admission, pipeline, settings, metrics))
+
+
+@scoring.post("/evaluate", response_model=EvaluateResponse)
+@with_cancellation
+async def evaluate(
+    body: EvaluateRequest, raw_request: Request, admission: AdmissionDep, pipeline: PipelineDep
+) -> Response:
+    """Grade a checkpoint's answers with the MediX-R1 evaluation protocol (docs/evaluation.md)."""
+    assert pipeline.evaluator is not None
+    with admission.admit(body, EVALUATE_TEXT_LIMITS):
+        response = await pipeline.evaluator.evaluate(body)
+    return Response(response.model_dump_json(), media_type="application/json")
 
 
 operations = APIRouter()

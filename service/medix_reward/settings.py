@@ -7,7 +7,10 @@ An impossible configuration is refused when the settings are built, not on the f
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -178,6 +181,50 @@ class AuthSettings(_Group):
     )
 
 
+class EvaluateSettings(_Group):
+    """`POST /evaluate` (evaluate.py): the judge that grades checkpoints, which may differ from the reward's."""
+
+    judge_model: str | None = Field(default=None, description="Served model name; default judge.model.")
+    base_urls: list[str] | None = Field(default=None, description="Its replicas; default judge.base_urls.")
+    api_key: SecretStr | None = Field(default=None, description="Default judge.api_key.")
+    timeout_s: float = Field(default=180.0, gt=0, description="Per call (the reference's timeout).")
+    max_tokens: int = Field(default=512, ge=1, description="Per round's reply (the reference's).")
+    rounds: int = Field(default=3, ge=1, le=9, description="Default rounds per sample, in one conversation.")
+    tasks: dict[str, Literal["binary", "graded"]] = Field(
+        default={}, description="Task → kind, added to (or overriding) the 17 MediX-R1 benchmarks' table."
+    )
+    tasks_file: Path | None = Field(default=None, description="A JSON object of task → kind, read at start.")
+
+    @field_validator("base_urls")
+    @classmethod
+    def _urls(cls, urls: list[str] | None) -> list[str] | None:
+        return None if urls is None else JudgeSettings._urls(urls)
+
+    @model_validator(mode="after")
+    def _tasks_file(self) -> EvaluateSettings:
+        if self.tasks_file is not None:
+            try:
+                table = json.loads(self.tasks_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"evaluate.tasks_file {self.tasks_file}: {exc}") from None
+            if not isinstance(table, dict) or any(kind not in ("binary", "graded") for kind in table.values()):
+                raise ValueError(f"evaluate.tasks_file {self.tasks_file}: want an object of task → binary|graded")
+            self.tasks = {**table, **self.tasks}
+        return self
+
+    def judge_settings(self, judge: JudgeSettings) -> JudgeSettings:
+        """The reward judge's settings with this group's overrides: the evaluation judge's client."""
+        return judge.model_copy(
+            update={
+                "model": self.judge_model or judge.model,
+                "base_urls": self.base_urls or judge.base_urls,
+                "api_key": self.api_key or judge.api_key,
+                "max_tokens": self.max_tokens,
+                "timeout_s": self.timeout_s,
+            }
+        )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIX_REWARD_", env_nested_delimiter="__", extra="forbid")
 
@@ -190,6 +237,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     adapters: AdapterSettings = AdapterSettings()
     auth: AuthSettings = AuthSettings()
+    evaluate: EvaluateSettings = EvaluateSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

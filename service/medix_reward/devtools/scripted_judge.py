@@ -2,10 +2,14 @@
 capacity and failures a test or benchmark controls.
 
 Latency model: each call takes `latency_s` while holding one of `capacity` slots; calls beyond the
-capacity queue, as on a batching model server. Faults queued with `script()` are served one per call,
-before normal replies: an HTTP status (optionally with Retry-After), "garbage" (a 200 that is not
-JSON), "empty_choices", or "hang" (never answers within any sane timeout). With `context_chars` set, a
-prompt longer than that is refused with 400, as vLLM refuses one beyond the model's context length.
+capacity queue, as on a batching model server. It also answers the evaluation protocol's conversations
+(evaluate.py: a first message quoting question, reference and response): by default `{"score": N}` from
+`same_meaning` (binary) or word overlap (graded), or per turn what `evaluation_replies` scripts for a
+response (a judge that changes its mind, invalid JSON, a thinking block). Faults queued with `script()`
+are served one per call, before normal replies: an HTTP status (optionally with Retry-After), "garbage"
+(a 200 that is not JSON), "empty_choices", or "hang" (never answers within any sane timeout). With
+`context_chars` set, a prompt longer than that is refused with 400, as vLLM refuses one beyond the model's
+context length.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ from starlette.routing import Route
 from medix_reward.devtools.live import LiveServer
 
 _QUOTED = re.compile(r"<<<(.*?)>>>", re.DOTALL)  # medix-judge-v1
+# medix-eval-v1, binary and graded: the three quoted texts under their headings.
+_EVALUATION = re.compile(
+    r"(?:Question|Instruction):\n<<<(.*?)>>>\n\n(?:Correct answer|Reference):\n<<<(.*?)>>>\n\n"
+    r"(?:Model's answer|Generated):\n<<<(.*?)>>>",
+    re.DOTALL,
+)
 _MARKED = re.compile(r"\[DATA ([0-9a-f]+)\]\n(.*?)\n\[END \1\]", re.DOTALL)  # medix-judge-v2, nonce per call
 
 
@@ -67,6 +77,25 @@ def same_meaning(answer: str, truth: str) -> bool:
     return bool(a) and bool(t) and (a in t or t in a)
 
 
+def read_sample(messages: list[dict[str, str]]) -> tuple[str, str, str] | None:
+    """(question, reference, response) when the conversation is the evaluation protocol's (its first message
+    quotes three texts), else None."""
+    match = _EVALUATION.search(messages[0]["content"]) if messages else None
+    return (match.group(1), match.group(2), match.group(3)) if match else None
+
+
+def graded_overlap(reference: str, response: str) -> int:
+    """A 0-5 grade with meaning: the share of the reference's words the response repeats, times 5, rounded."""
+    words = set(re.findall(r"\w+", reference.lower()))
+    said = set(re.findall(r"\w+", response.lower()))
+    return round(5 * len(words & said) / len(words)) if words else 0
+
+
+def _completion(content: str) -> JSONResponse:
+    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+    return JSONResponse({"id": "chatcmpl-scripted", "object": "chat.completion", "choices": [choice]})
+
+
 @dataclass(frozen=True)
 class Fault:
     status: int = 500
@@ -79,6 +108,7 @@ class JudgeCall:
     truth: str
     answer: str
     started: float
+    turn: int = 0  # evaluation conversations: the judge's replies before this call
 
 
 @dataclass
@@ -94,6 +124,8 @@ class ScriptedJudge:
     context_chars: int | None = None  # longer prompts (all messages) are refused with 400
     # Ground truths the judge always fails on, for failures pinned to a prompt whatever a policy answers.
     failing_truths: dict[str, Fault] = field(default_factory=dict)
+    # Evaluation: per response text, the judge's replies turn by turn (then the default grade).
+    evaluation_replies: dict[str, list[str]] = field(default_factory=dict)
     calls: list[JudgeCall] = field(default_factory=list)
     max_in_flight: int = 0
     _faults: deque[Fault] = field(default_factory=deque)
@@ -113,12 +145,15 @@ class ScriptedJudge:
         self._faults.clear()
         self.failing_answers.clear()
         self.failing_truths.clear()
+        self.evaluation_replies.clear()
         self.max_in_flight = 0
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
-        truth, answer = read_pair(body["messages"])
-        self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter()))
+        sample = read_sample(body["messages"])
+        turn = sum(message["role"] == "assistant" for message in body["messages"])
+        truth, answer = (sample[1], sample[2]) if sample else read_pair(body["messages"])
+        self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter(), turn=turn))
         fault = self._faults.popleft() if self._faults else self.failing_answers.get(answer)
         prompt_chars = sum(len(message["content"]) for message in body["messages"])
         if fault is None and self.context_chars is not None and prompt_chars > self.context_chars:
@@ -143,6 +178,8 @@ class ScriptedJudge:
                 return JSONResponse({"id": "x", "object": "chat.completion", "choices": []})
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
             return JSONResponse({"error": {"message": "scripted failure"}}, status_code=fault.status, headers=headers)
+        if sample is not None:
+            return _completion(self._evaluation_reply(body["messages"][0]["content"], truth, answer, turn))
         yes = self.decide(answer, truth)
         content = self.reply_yes if yes else self.reply_no
         choice: dict[str, object] = {
@@ -165,6 +202,14 @@ class ScriptedJudge:
                 ]
             }
         return JSONResponse({"id": "chatcmpl-scripted", "object": "chat.completion", "choices": [choice]})
+
+    def _evaluation_reply(self, prompt: str, reference: str, response: str, turn: int) -> str:
+        scripted = self.evaluation_replies.get(response, [])
+        if turn < len(scripted):
+            return scripted[turn]
+        graded = "from 0 to 5" in prompt
+        score = graded_overlap(reference, response) if graded else int(self.decide(response, reference))
+        return f'{{"score": {score}}}'
 
     async def _models(self, _: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model"}]})
