@@ -17,12 +17,16 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import httpx
 
 from medix_reward.adaptive import AdaptiveLimit
 from medix_reward.caches import BoundedLRU
 from medix_reward.settings import JudgeSettings
+
+if TYPE_CHECKING:
+    from medix_reward.shared_cache import SharedVerdictCache
 
 PROMPT_VERSION = "medix-judge-v1"
 STRICT_PROMPT_VERSION = "medix-judge-v2"
@@ -201,8 +205,10 @@ class JudgeClient:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        shared: SharedVerdictCache | None = None,
     ):
         self.settings = settings
+        self.shared = shared  # the second level (Redis), behind the LRU; None: none
         self._http = http
         self._sleep = sleep
         self._jitter = jitter
@@ -265,7 +271,7 @@ class JudgeClient:
         future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            verdict = await self._ask(answer, truth, stats, ask)
+            verdict = await self._shared_or_ask(key, answer, truth, stats, ask)
         except BaseException as exc:
             future.set_exception(exc if isinstance(exc, JudgeError) else _OwnerGone())
             future.exception()  # mark retrieved: no "never retrieved" warning when nobody else waited
@@ -276,6 +282,21 @@ class JudgeClient:
             return verdict
         finally:
             del self._inflight[key]
+
+    async def _shared_or_ask(
+        self, key: tuple[str, ...], answer: str, truth: str, stats: JudgeStats, ask: JudgeAsk
+    ) -> Verdict:
+        """The shared cache's verdict, else the judge's (then stored there). Asked once per key at a time: the
+        caller holds the key's in-flight future."""
+        if self.shared is None:
+            return await self._ask(answer, truth, stats, ask)
+        stored = await self.shared.get(key)
+        if stored is not None:
+            stats.cache_hits += 1
+            return Verdict(stored["yes"], stored["reply"], stored.get("p_yes"), cached=True)  # type: ignore[arg-type]
+        verdict = await self._ask(answer, truth, stats, ask)
+        await self.shared.put(key, {"yes": verdict.yes, "reply": verdict.reply, "p_yes": verdict.p_yes})
+        return verdict
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = self._jitter() * min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt)

@@ -244,14 +244,21 @@ async def open_pipeline(
     )
     batcher.start()
     http = judge_http_clients(settings.judge, judge_transport)
+    shared = None
+    if settings.cache.redis_url is not None:
+        from medix_reward.shared_cache import SharedVerdictCache
+
+        shared = SharedVerdictCache(settings.cache, metrics)
     try:
         # Warm up on the encoder's own worker thread: torch sets up its thread pool per calling thread.
         await batcher.embed(["warm-up"])
         embeddings = EmbeddingCache(batcher, settings.embedder.cache_size, settings.embedder.cache_bytes)
-        yield RewardPipeline(settings, JudgeClient(settings.judge, http), embeddings, metrics)
+        yield RewardPipeline(settings, JudgeClient(settings.judge, http, shared=shared), embeddings, metrics)
     finally:
         await batcher.stop()
         await asyncio.gather(*(client.aclose() for client in http))
+        if shared is not None:
+            await shared.close()
 
 
 def _record_calls(metrics: Metrics, judge: JudgeStats, embed: EmbedStats) -> None:
