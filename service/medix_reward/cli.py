@@ -32,6 +32,18 @@ def _serve(args: argparse.Namespace) -> None:
     )  # fmt: skip
 
 
+def _ray_serve(args: argparse.Namespace) -> None:
+    """Checks a Serve config (Ray's schema, and the settings its env_vars make), then runs Serve's own
+    `serve run CONFIG` in the foreground on the cluster at --address (`ray start --head` first)."""
+    import os
+
+    from medix_reward.ray_serve import check_config
+
+    check_config(Path(args.config))
+    serve = str(Path(sys.executable).with_name("serve"))
+    os.execv(serve, [serve, "run", args.config, f"--address={args.address}"])
+
+
 def _openapi(args: argparse.Namespace) -> None:
     from medix_reward.app import openapi_yaml
 
@@ -136,6 +148,12 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default=None, help="overrides MEDIX_REWARD_HOST")
     serve.add_argument("--port", type=int, default=None, help="overrides MEDIX_REWARD_PORT")
     serve.set_defaults(run=_serve)
+    ray_serve = commands.add_parser(
+        "ray-serve", help="run the app on a Ray cluster with Ray Serve (needs the ray extra); see deploy/ray/serve.yaml"
+    )
+    ray_serve.add_argument("--config", default="deploy/ray/serve.yaml", help="a Serve config file")
+    ray_serve.add_argument("--address", default="auto", help="the Ray cluster (auto: the one started on this node)")
+    ray_serve.set_defaults(run=_ray_serve)
     spec = commands.add_parser("openapi", help="write the OpenAPI document as YAML")
     spec.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout")
     spec.set_defaults(run=_openapi)

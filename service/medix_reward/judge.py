@@ -18,13 +18,16 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
 from medix_reward.adaptive import AdaptiveLimit
 from medix_reward.caches import BoundedLRU
 from medix_reward.settings import JudgeSettings
+
+if TYPE_CHECKING:
+    from medix_reward.shared_cache import SharedVerdictCache
 
 T = TypeVar("T")
 
@@ -205,8 +208,10 @@ class JudgeClient:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        shared: SharedVerdictCache | None = None,
     ):
         self.settings = settings
+        self.shared = shared  # the second level (Redis), behind the LRU; None: none
         self._http = http
         self._sleep = sleep
         self._jitter = jitter
@@ -261,7 +266,10 @@ class JudgeClient:
         def parse(reply: httpx.Response) -> Verdict:
             return parse_reply(reply, strict=ask.strict)
 
-        verdict, cached = await self._once(key, lambda: self._ask(body, parse, stats, ask.strict), stats)
+        async def ask_judge() -> Verdict:
+            return await self._ask(body, parse, stats, ask.strict)
+
+        verdict, cached = await self._once(key, lambda: self._shared_or_ask(key, ask_judge, stats), stats)
         assert isinstance(verdict, Verdict)
         return Verdict(verdict.yes, verdict.reply, verdict.p_yes, cached=True) if cached else verdict
 
@@ -314,6 +322,21 @@ class JudgeClient:
             return value, False
         finally:
             del self._inflight[key]
+
+    async def _shared_or_ask(
+        self, key: tuple[str, ...], ask_judge: Callable[[], Awaitable[Verdict]], stats: JudgeStats
+    ) -> Verdict:
+        """The shared cache's verdict, else the judge's (then stored there). Asked once per key at a time: the
+        caller holds the key's in-flight future."""
+        if self.shared is None:
+            return await ask_judge()
+        stored = await self.shared.get(key)
+        if stored is not None:
+            stats.cache_hits += 1
+            return Verdict(stored["yes"], stored["reply"], stored.get("p_yes"), cached=True)  # type: ignore[arg-type]
+        verdict = await ask_judge()
+        await self.shared.put(key, {"yes": verdict.yes, "reply": verdict.reply, "p_yes": verdict.p_yes})
+        return verdict
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = self._jitter() * min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt)

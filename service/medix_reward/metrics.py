@@ -71,3 +71,15 @@ class Metrics:
         self.fallbacks = Counter(
             f"{PREFIX}_fallbacks", "Unscored items given the configured fallback value", ["route"], registry=r
         )
+        self.shared_cache_lookups = Counter(
+            f"{PREFIX}_shared_cache_lookups",
+            "Shared (Redis) verdict lookups: hit, miss, or skipped while Redis is failing",
+            ["result"],
+            registry=r,
+        )
+        self.shared_cache_errors = Counter(
+            f"{PREFIX}_shared_cache_errors",
+            "Shared (Redis) cache commands that failed or timed out",
+            ["op"],
+            registry=r,
+        )

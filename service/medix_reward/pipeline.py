@@ -251,13 +251,18 @@ async def open_pipeline(
     )
     batcher.start()
     http = judge_http_clients(settings.judge, judge_transport)
-    judge = JudgeClient(settings.judge, http)
+    shared = None
+    if settings.cache.redis_url is not None:
+        from medix_reward.shared_cache import SharedVerdictCache
+
+        shared = SharedVerdictCache(settings.cache, metrics)
+    judge = JudgeClient(settings.judge, http, shared=shared)
     # The evaluation judge shares the reward judge's client (limits, cache) when it runs on the same replicas.
     evaluation = settings.evaluate.judge_settings(settings.judge)
-    shared = (evaluation.base_urls, evaluation.api_key) == (settings.judge.base_urls, settings.judge.api_key)
-    evaluation_http = [] if shared else judge_http_clients(evaluation, judge_transport)
+    same_judge = (evaluation.base_urls, evaluation.api_key) == (settings.judge.base_urls, settings.judge.api_key)
+    evaluation_http = [] if same_judge else judge_http_clients(evaluation, judge_transport)
     evaluator = Evaluator(
-        settings.evaluate, judge if shared else JudgeClient(evaluation, evaluation_http), evaluation.model
+        settings.evaluate, judge if same_judge else JudgeClient(evaluation, evaluation_http), evaluation.model
     )
     try:
         # Warm up on the encoder's own worker thread: torch sets up its thread pool per calling thread.
@@ -267,6 +272,8 @@ async def open_pipeline(
     finally:
         await batcher.stop()
         await asyncio.gather(*(client.aclose() for client in http + evaluation_http))
+        if shared is not None:
+            await shared.close()
 
 
 def _record_calls(metrics: Metrics, judge: JudgeStats, embed: EmbedStats) -> None:

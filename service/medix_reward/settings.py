@@ -225,6 +225,33 @@ class EvaluateSettings(_Group):
         )
 
 
+class CacheSettings(_Group):
+    """A verdict cache shared by replicas and restarts (Redis), behind each process's own LRU. A cache, not a
+    dependency: with Redis down the service scores on its local cache and counts the failures."""
+
+    redis_url: str | None = Field(
+        default=None, description="e.g. redis://cache:6379/0; unset: no shared cache, only the in-process LRU."
+    )
+    ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=1,
+        description="Lifetime of a shared verdict; the memory bound is Redis's own "
+        "maxmemory with maxmemory-policy allkeys-lru (deploy/ sets it).",
+    )
+    key_prefix: str = Field(default="medix-reward:", description="Keys are this + 'verdict:' + a SHA-256.")
+    timeout_s: float = Field(default=0.25, gt=0, description="Per Redis command; slower counts as a failure.")
+    retry_s: float = Field(
+        default=2.0, ge=0, description="After a failure Redis is skipped this long, so a dead Redis costs no waits."
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"cache.redis_url must start with redis://, rediss:// or unix://: {url!r}")
+        return url
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIX_REWARD_", env_nested_delimiter="__", extra="forbid")
 
@@ -238,6 +265,7 @@ class Settings(BaseSettings):
     adapters: AdapterSettings = AdapterSettings()
     auth: AuthSettings = AuthSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
+    cache: CacheSettings = CacheSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
