@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 
 TRAINERS_VENV ?= .venv-trl
 TRAINERS_BIN := $(TRAINERS_VENV)/bin
+VERL_BIN := .venv-verl/bin
+OPENRLHF_BIN := .venv-openrlhf/bin
 
 RAY_VENV ?= .venv-ray
 RAY_BIN := $(RAY_VENV)/bin
@@ -40,16 +42,34 @@ test-fast: install redis-server
 redis-server:
 	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 
-# The trainer tier: TRL's own GRPOTrainer trains the packaged SmolLM2 policy (prepared by `make judge`) on the
-# CPU against the live service, in a venv of its own with the trainers pinned. `make test` runs it last.
+# The trainer tier: the trainers' own code against the live service, each trainer in a venv of its own with
+# its pins (verl's transformers pin excludes TRL's): TRL's GRPOTrainer trains the packaged SmolLM2 policy
+# (prepared by `make judge`) on the CPU; verl's reward loop and OpenRLHF's reward client score with our
+# adapters. `make test` runs it last.
 $(TRAINERS_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(TRAINERS_VENV)
 	$(TRAINERS_BIN)/pip install -q --upgrade pip
 	$(TRAINERS_BIN)/pip install -q -e '.[server,test,trainers]'
 	touch $@
 
-test-trainers: $(TRAINERS_VENV)/.installed judge
-	HF_HUB_OFFLINE=1 $(TRAINERS_BIN)/python -m pytest -q -m trainers tests/trainers
+.venv-verl/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-verl
+	$(VERL_BIN)/pip install -q --upgrade pip
+	$(VERL_BIN)/pip install -q -e '.[server,test,trainers-verl]'
+	touch $@
+
+# openrlhf==0.11.2 pins deepspeed and flash-attn GPU builds: it goes in without them (see pyproject.toml).
+.venv-openrlhf/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-openrlhf
+	$(OPENRLHF_BIN)/pip install -q --upgrade pip
+	$(OPENRLHF_BIN)/pip install -q -e '.[server,test,trainers-openrlhf]'
+	$(OPENRLHF_BIN)/pip install -q --no-deps openrlhf==0.11.2
+	touch $@
+
+test-trainers: $(TRAINERS_VENV)/.installed .venv-verl/.installed .venv-openrlhf/.installed judge
+	HF_HUB_OFFLINE=1 MEDIX_TRAINER_TIER=trl $(TRAINERS_BIN)/python -m pytest -q -m trainers tests/trainers/test_trl.py
+	HF_HUB_OFFLINE=1 MEDIX_TRAINER_TIER=verl $(VERL_BIN)/python -m pytest -q -m trainers tests/trainers/test_verl.py
+	HF_HUB_OFFLINE=1 MEDIX_TRAINER_TIER=openrlhf $(OPENRLHF_BIN)/python -m pytest -q -m trainers tests/trainers/test_openrlhf.py
 
 # The Ray tier: a real local Ray cluster (head + a second node) serving the app with Serve, in a venv of its own
 # (ray[serve] pinned). `make test` runs it after the trainers.

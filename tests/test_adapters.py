@@ -153,6 +153,20 @@ def test_openrlhf_endpoint_one_sample_per_call_many_at_once(service):
     assert [r["extra_logs"]["accuracy_llm"][0] for r in replies] == [r["scores"]["accuracy_llm"] for r in expected]
 
 
+@pytest.mark.parametrize("end", ["<|im_end|>", "<|eot_id|>\n", "</s>", "<|im_end|><|endoftext|>"])
+def test_openrlhf_query_decoded_with_special_tokens(service, end):
+    """OpenRLHF decodes prompt + response with special tokens kept: the end-of-turn token after the answer is the
+    tokenizer's, and must not cost the format score (tests/trainers/test_openrlhf.py sees it from OpenRLHF)."""
+    prompt, response = "<|im_start|>user\nWhat?<|im_end|>\n<|im_start|>assistant\n", ONE_FAILS[1]
+    body = {"query": [prompt + response + end], "prompts": [prompt], "labels": ["<X_RAY> Mass"]}
+    reply = httpx.post(f"{service.url}/openrlhf/get_reward", json=body, timeout=30).json()
+    direct = httpx.post(
+        f"{service.url}/reward", json={"items": [{"response": response, "ground_truth": "<X_RAY> Mass"}]}
+    )
+    assert reply["extra_logs"]["format"] == [1.0]
+    assert reply["rewards"] == [direct.json()["results"][0]["overall"]]
+
+
 def test_openrlhf_batches_across_calls(judge):
     from tests.helpers import CharEncoder
 

@@ -1,7 +1,8 @@
 """Other trainers' reward-server protocols, served by translation to and from `/reward`.
 
 - OpenRLHF (`--reward.remote_url` / `--remote_rm_url`): POST {"query": [...], "prompts": [...],
-  "labels": [...]}, where each query is prompt + response decoded together; answer {"rewards",
+  "labels": [...]}, where each query is prompt + response decoded together, special tokens kept (the
+  end-of-turn tokens a finished response ends in are dropped); answer {"rewards",
   "scores", "extra_logs"}. OpenRLHF sends one sample per call, many calls at once: the pipeline's
   micro-batcher and judge pool batch across calls.
 - slime (`--rm-type remote_rm --rm-url`): POST {"prompt", "response", "label"}; answer a dict whose
@@ -15,6 +16,8 @@ These shapes are the trainers', so unknown fields are ignored rather than refuse
 """
 
 from __future__ import annotations
+
+import re
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -43,10 +46,28 @@ class OpenRLHFRequest(_Foreign):
         prompts = self.prompts or [""] * len(self.query)
         return RewardRequest(
             items=[
-                RewardItem(response=query.removeprefix(prompt), ground_truth=label)
+                RewardItem(response=without_end_markers(query.removeprefix(prompt)), ground_truth=label)
                 for query, prompt, label in zip(self.query, prompts, self.labels, strict=True)
             ]
         )
+
+
+# A chat template's end-of-turn or end-of-text token, as a tokenizer decodes it: `<|im_end|>`, `<|eot_id|>`,
+# `<|endoftext|>`, `</s>`.
+_END_MARKER = re.compile(r"(?:<\|[A-Za-z_]{1,32}\|>|</s>)\Z")
+
+
+def without_end_markers(response: str, limit: int = 4) -> str:
+    """The response without the end-of-turn tokens a finished generation ends in. OpenRLHF (0.11) decodes
+    prompt + response with special tokens kept, so its every finished response ends in one: not the policy's
+    text, and the format check (text must end in the closing answer tag) would fail on it."""
+    for _ in range(limit):
+        stripped = response.rstrip()
+        found = _END_MARKER.search(stripped, max(0, len(stripped) - 40))
+        if found is None:
+            break
+        response = stripped[: found.start()]
+    return response
 
 
 class OpenRLHFResponse(BaseModel):
