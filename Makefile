@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[server,test,bench]'
+	$(BIN)/pip install -q -e '.[server,test,bench,cpu-runtimes]'
 	touch $@
 
 # The local vLLM judge's venv and model (idempotent: a second run does nothing).

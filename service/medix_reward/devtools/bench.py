@@ -21,23 +21,41 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 from medix_reward.app import create_app
 from medix_reward.checks import Tags, check_item, compose, split_ground_truth
 from medix_reward.devtools.common import free_port, grpo_items, percentile, wait_until_ready
 from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.scripted_judge import ScriptedJudge
-from medix_reward.embedder import Encoder, SentenceTransformerEncoder, cosine
+from medix_reward.embedder import (
+    EmbedderError,
+    Encoder,
+    SentenceTransformerEncoder,
+    cosine,
+    export_folder,
+    export_onnx,
+    resolve_model_path,
+)
 from medix_reward.errors import JudgeDown
 from medix_reward.judge import JudgeClient, JudgeStats, chat_request, judge_http_clients, parse_reply
 from medix_reward.pipeline import open_pipeline
-from medix_reward.settings import EmbedderSettings, JudgeSettings, LimitsSettings, Settings
+from medix_reward.settings import (
+    DefenceSettings,
+    EmbedderSettings,
+    JudgeSettings,
+    LimitsSettings,
+    RewardSettings,
+    Settings,
+)
 from medix_reward_client.schema import COMPONENTS, RewardItem, RewardOptions, RewardRequest, Weights
 
 
@@ -147,17 +165,27 @@ class BenchConfig:
     # The fairness row: a request of this many distinct long answers, and 1-item requests beside it.
     fairness_items: int = 400
     fairness_answer_chars: int = 8000
+    # The embedder: the backend of every row, and the backends compared side by side.
+    backend: str = "torch"
+    backends: list[str] = field(default_factory=lambda: ["torch", "onnx", "openvino"])
+    export_dir: str | None = None
+    # Client CPU per judge call against an instant judge (0: skip).
+    judge_cost_calls: int = 2000
+    # The scale rows: one request of n items, and the same items sent by the SDK in chunks.
+    scale_sizes: list[int] = field(default_factory=lambda: [512, 2560, 16_384])
+    scale_chunk: int = 1024
 
 
 def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    encoder = SentenceTransformerEncoder(EmbedderSettings(model=config.embedder, device="auto"))
+    embedder = EmbedderSettings(model=config.embedder, backend=config.backend, export_dir=config.export_dir)
+    encoder = SentenceTransformerEncoder(embedder)
     encoder.encode(["warm-up"])
     results: dict[str, Any] = {"config": asdict(config)}
 
     def settings_for(url: str) -> Settings:
         judge = JudgeSettings(base_urls=[url], model=config.judge_model, concurrency=config.capacity)
-        return Settings(judge=judge, embedder=EmbedderSettings(model=config.embedder), limits=LimitsSettings())
+        return Settings(judge=judge, embedder=embedder, limits=LimitsSettings())
 
     def measure(url: str) -> None:
         settings = settings_for(url)
@@ -237,6 +265,11 @@ def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
         results["embed"]["ratio"] = (
             results["embed"]["service_isolated_texts_per_s"] / results["embed"]["direct_texts_per_s"]
         )
+        # The floor of the whole batch: one direct batched encode of its distinct texts, same backend.
+        results["embed"]["direct_s"] = statistics.median(direct)
+        results["service_over_direct_encode"] = statistics.median(service_times) / statistics.median(direct)
+        if config.scale_sizes and not config.judge_url:
+            results["scale"] = scale_rows(config, settings, encoder, log)
 
     if config.judge_url:
         measure(config.judge_url)
@@ -249,6 +282,11 @@ def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
         results["overload"] = [_overload(config, encoder, adaptive) for adaptive in (False, True)]
     if config.fairness_items and not config.judge_url:
         results["fairness"] = asyncio.run(_fairness(config, encoder))
+    if config.backends:
+        items0 = grpo_items(config.prompts, config.group, config.duplicate_share, seed=0)
+        results["backends"] = backend_rows(config, items0, export_folder(embedder))
+    if config.judge_cost_calls and not config.judge_url:
+        results["judge_client_cost"] = judge_client_cost(config.judge_cost_calls, config.capacity)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return results
 
@@ -359,7 +397,11 @@ def table(results: dict[str, Any]) -> str:
         f"{'service, in process':34}{s['items_per_s']:>10.1f}{s['seconds_p50']:>9.3f}{s['seconds_p99']:>9.3f}",
         f"{'service, over HTTP':34}{h['items_per_s']:>10.1f}{h['seconds_p50']:>9.3f}{h['seconds_p99']:>9.3f}",
         "",
-        f"speed-up, service / baseline            {results['speedup']:.1f}×   (target ≥ 20×)",
+        f"speed-up, service / baseline            {results['speedup']:.1f}×   (target ≥ 30×: "
+        f"{_met(results['speedup'] >= 30)})",
+        f"service / one direct batched encode of the batch's {round(e['direct_texts_per_s'] * e['direct_s'])} "
+        f"distinct texts ({c['backend']}, {e['direct_s']:.3f} s): {results['service_over_direct_encode']:.2f}×   "
+        f"(target ≤ 1.3×: {_met(results['service_over_direct_encode'] <= 1.3)})",
         f"judge calls: baseline {b['judge_calls']}, service {j['calls_p50']:.0f} for {j['pairs_p50']:.0f} distinct "
         f"pairs, of {results['items']} items",
         f"judge phase {j['phase_s_p50']:.3f} s vs floor ceil(pairs/C)·L = {j['floor_s']:.3f} s: "
@@ -370,7 +412,8 @@ def table(results: dict[str, Any]) -> str:
         f"{e['service_in_batch_texts_per_s']:.0f} texts/s",
         f"service overhead, instant judge and warm caches: {results['overhead_warm_s'] * 1000:.1f} ms per batch "
         f"= {results['overhead_warm_s'] / results['items'] * 1e6:.0f} µs per item   (target ≤ 50 ms)",
-        f"scores differing from the baseline: {results['score_mismatches_vs_baseline']} of {results['items']}",
+        f"scores differing from the baseline: {results['score_mismatches_vs_baseline']} of {results['items']}   "
+        f"(target 0: {_met(results['score_mismatches_vs_baseline'] == 0)})",
         f"peak RSS of the benchmark process (service in it): {results['peak_rss_mb']:.0f} MB",
     ]
     if "fairness" in results:
@@ -389,7 +432,59 @@ def table(results: dict[str, Any]) -> str:
             f"{row['verdicts']} verdicts in {row['seconds']:.1f} s, goodput {row['goodput']:.0%} of the judge's "
             f"capacity   (target ≥ 90%), {row['judge_calls']} calls"
         )
+    rows += _backend_table(results.get("backends", []))
+    rows += _judge_cost_table(results.get("judge_client_cost", []))
+    rows += _scale_table(results.get("scale", []))
     return "\n".join(rows)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _backend_table(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    out = ["", "embedder backends, plain batched encode of the batch's distinct texts on the CPU:"]
+    out.append(f"{'':14}{'texts/s':>9}{'× torch':>9}{'max |Δcos|':>12}  flips at 0.8: batch, corpus; at 0.15: corpus")
+    for r in rows:
+        if "unavailable" in r:
+            out.append(f"{r['backend']:14}unavailable: {r['unavailable']}")
+            continue
+        out.append(
+            f"{r['backend']:14}{r['texts_per_s']:>9.0f}{r['speedup_vs_torch']:>8.2f}×{r['max_abs_delta_cosine']:>12.1e}"
+            f"  {r['flips_batch']} of {r['pairs_batch']}, {r['flips_corpus']} of {r['pairs_corpus']}; "
+            f"{r['flips_corpus_floor']} of {r['pairs_corpus']}"
+        )
+    return out
+
+
+def _judge_cost_table(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    out = [
+        "",
+        f"judge client CPU per call, {rows[0]['calls']} calls at concurrency 64, instant judge in its own process:",
+    ]
+    for r in rows:
+        out.append(
+            f"{r['client']:20}{r['loop']:9}{r['cpu_ms_per_call']:>7.3f} ms per call = {r['calls_per_cpu_s']:>6.0f} "
+            f"calls/s on one core ({r['wall_s']:.2f} s wall)"
+        )
+    return out
+
+
+def _scale_table(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    out = ["", "scale (distinct prompts, cold caches, over HTTP):"]
+    out.append(f"{'items':>7}  {'':22}{'seconds':>9}{'items/s':>9}{'peak RSS MB':>13}{'texts':>7}{'judge calls':>12}")
+    for r in rows:
+        out.append(
+            f"{r['items']:>7}  {r['mode']:22}{r['seconds']:>9.1f}{r['items_per_s']:>9.0f}{r['peak_rss_mb']:>13.0f}"
+            f"{r['texts_encoded']:>7}{r['judge_calls']:>12}"
+        )
+    return out
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -398,7 +493,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    scale = results.get("scale", [])
+    fig, axes = plt.subplots(1, 2 if scale else 1, figsize=(12 if scale else 7, 4.2), squeeze=False)
+    ax = axes[0][0]
     for latency in sorted({p["latency_ms"] for p in results["sweep"]}):
         points = [p for p in results["sweep"] if p["latency_ms"] == latency]
         line = ax.plot([p["batch"] for p in points], [p["service_items_per_s"] for p in points], marker="o",
@@ -412,6 +509,22 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_title(f"medix-reward vs serial reward (scripted judge, C={results['config']['capacity']})")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, which="both", alpha=0.3)
+    if scale:
+        ax = axes[0][1]
+        for mode in dict.fromkeys(r["mode"] for r in scale):
+            points = [r for r in scale if r["mode"] == mode]
+            ax.plot([r["items"] for r in points], [r["seconds"] for r in points], marker="o", label=mode)
+        first = scale[0]
+        sizes = sorted({r["items"] for r in scale})
+        ax.plot(sizes, [first["seconds"] * n / first["items"] for n in sizes], "k--", linewidth=1,
+                label="linear from the smallest")  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("items in the step")
+        ax.set_ylabel("seconds")
+        ax.set_title("scale: seconds per step (distinct prompts, cold caches)")
+        ax.legend(fontsize=7)
+        ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -420,7 +533,8 @@ def main(args: Any) -> None:
     config = BenchConfig(
         prompts=args.prompts, group=args.group, duplicate_share=args.duplicate_share, latency_ms=args.latency_ms,
         capacity=args.capacity, repeats=args.repeats, baseline_repeats=args.baseline_repeats,
-        judge_url=args.judge_url, judge_model=args.judge_model, sweep=not args.no_sweep,
+        judge_url=args.judge_url, judge_model=args.judge_model, sweep=not args.no_sweep, backend=args.backend,
+        scale_sizes=[int(n) for n in args.scale.split(",") if n.strip()],
     )  # fmt: skip
     results = run_bench(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(table(results))
@@ -428,3 +542,200 @@ def main(args: Any) -> None:
         Path(args.json).write_text(json.dumps(results, indent=2))
     if args.plot and "sweep" in results:
         plot(results, Path(args.plot))
+
+
+# -- embedder backends ------------------------------------------------------------------------------------
+
+
+def _pairs_of(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The distinct (answer, truth) pairs whose similarity decides a score (no exact/invalid shortcut)."""
+    checked = [check_item(i["response"], *reversed(split_ground_truth(i["ground_truth"])), Tags()) for i in items]
+    return sorted({(c.predicted_answer, c.true_answer) for c in checked if c.shortcut is None})
+
+
+def _similarities(encoder: Encoder, pairs: list[tuple[str, str]]) -> np.ndarray:
+    texts = sorted({t for pair in pairs for t in pair})
+    vectors = dict(zip(texts, encoder.encode(texts), strict=True))
+    return np.array([cosine(vectors[a], vectors[b]) for a, b in pairs])
+
+
+def _backend_variants(config: BenchConfig, export_dir: Path) -> dict[str, Any]:
+    """Each backend's encoder (those whose runtime is installed), and ONNX Runtime on an int8-quantised export:
+    measured only, not offered as a setting, since it moves similarities across the threshold."""
+    variants: dict[str, Any] = {}
+    for backend in config.backends:
+        settings = EmbedderSettings(model=config.embedder, device="cpu", backend=backend, export_dir=str(export_dir))
+        try:
+            variants[backend] = SentenceTransformerEncoder(settings)
+        except EmbedderError as exc:  # the runtime is not installed
+            variants[backend] = str(exc)
+    onnx = variants.get("onnx")
+    if isinstance(onnx, SentenceTransformerEncoder):
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        exported = export_onnx(onnx.model, resolve_model_path(config.embedder), export_dir)
+        quantized = exported.with_name("model-int8.onnx")
+        if not quantized.exists():
+            quantize_dynamic(exported, quantized, weight_type=QuantType.QInt8)
+        settings = EmbedderSettings(model=config.embedder, device="cpu", backend="onnx", export_dir=str(export_dir))
+        int8 = SentenceTransformerEncoder(settings, onnx_file=quantized)
+        variants["onnx-int8"] = int8
+    return variants
+
+
+def backend_rows(config: BenchConfig, bench_items: list[dict[str, Any]], export_dir: Path) -> list[dict[str, Any]]:
+    """Per backend: texts/s of a plain batched encode of the benchmark batch's distinct texts (median of 3),
+    the largest |Δcosine| against torch, and decisions flipped at the reward's threshold (0.8) on the batch and
+    on the parity corpus (tests/data/adversarial.jsonl), and at the hardened preset's floor (0.15) on the corpus."""
+    from medix_reward.devtools.integrity import load_corpus
+
+    threshold, floor = RewardSettings().embed_threshold, DefenceSettings().semantic_floor or 0.0
+    bench_pairs = _pairs_of(bench_items)
+    corpus_pairs = _pairs_of([{"response": c.response, "ground_truth": c.ground_truth} for c in load_corpus()])
+    texts = sorted({t for pair in bench_pairs for t in pair})
+    rows, reference = [], None
+    for name, encoder in _backend_variants(config, export_dir).items():
+        if isinstance(encoder, str):
+            rows.append({"backend": name, "unavailable": encoder})
+            continue
+        encoder.encode(texts[:8])  # warm
+        seconds = []
+        for _ in range(3):
+            started = time.perf_counter()
+            encoder.encode(texts)
+            seconds.append(time.perf_counter() - started)
+        sims = (_similarities(encoder, bench_pairs), _similarities(encoder, corpus_pairs))
+        reference = reference or sims  # torch comes first
+        rows.append({
+            "backend": name, "texts": len(texts), "texts_per_s": len(texts) / statistics.median(seconds),
+            "max_abs_delta_cosine": float(max(np.abs(s - r).max() for s, r in zip(sims, reference, strict=True))),
+            "flips_batch": int(((sims[0] >= threshold) != (reference[0] >= threshold)).sum()),
+            "flips_corpus": int(((sims[1] >= threshold) != (reference[1] >= threshold)).sum()),
+            "flips_corpus_floor": int(((sims[1] >= floor) != (reference[1] >= floor)).sum()),
+            "pairs_batch": len(bench_pairs), "pairs_corpus": len(corpus_pairs),
+        })  # fmt: skip
+    torch_rate = rows[0]["texts_per_s"]
+    for row in rows:
+        if "texts_per_s" in row:
+            row["speedup_vs_torch"] = row["texts_per_s"] / torch_rate
+    return rows
+
+
+# -- judge client cost ------------------------------------------------------------------------------------
+
+
+def _loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+async def _judge_client_calls(url: str, calls: int, concurrency: int) -> None:
+    settings = JudgeSettings(base_urls=[url], model="scripted-judge", concurrency=concurrency, cache_size=0)
+    http = judge_http_clients(settings)
+    try:
+        client, stats = JudgeClient(settings, http), JudgeStats()
+        await asyncio.gather(*(client.verdict(f"answer {i}", "truth", stats) for i in range(calls)))
+    finally:
+        await asyncio.gather(*(c.aclose() for c in http))
+
+
+async def _aiohttp_calls(url: str, calls: int, concurrency: int) -> None:
+    """The lower bound of an aiohttp client: the same bodies, a bounded pool, the reply's JSON; no retries."""
+    import aiohttp
+
+    settings = JudgeSettings(base_urls=[url], model="scripted-judge")
+    slots = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def one(i: int) -> None:
+            async with slots, session.post(f"{url}/chat/completions", json=chat_request(settings, f"a {i}", "t")) as r:
+                await r.json()
+
+        await asyncio.gather(*(one(i) for i in range(calls)))
+
+
+def judge_client_cost(calls: int = 2000, concurrency: int = 64) -> list[dict[str, Any]]:
+    """Client CPU per judge call (this process's user+system time, the judge in its own process answering at
+    once), for the service's JudgeClient (httpx) and a bare aiohttp client, on asyncio's loop and on uvloop."""
+    clients = {"httpx JudgeClient": _judge_client_calls, "aiohttp, bare POST": _aiohttp_calls}
+    rows = []
+    with JudgeProcess(latency_ms=0, capacity=100_000) as judge:
+        for name, calls_fn in clients.items():
+            for loop in ("asyncio", "uvloop"):
+                with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
+                    runner.run(calls_fn(judge.url, 64, concurrency))  # warm: connections open
+                    cpu, started = time.process_time(), time.perf_counter()
+                    runner.run(calls_fn(judge.url, calls, concurrency))
+                    cpu, wall = time.process_time() - cpu, time.perf_counter() - started
+                rows.append({"client": name, "loop": loop, "calls": calls, "cpu_ms_per_call": cpu / calls * 1000,
+                             "calls_per_cpu_s": calls / cpu, "wall_s": wall})  # fmt: skip
+    return rows
+
+
+# -- scale ------------------------------------------------------------------------------------------------
+
+
+def distinct_prompts(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`grpo_items` with every prompt its own case (a tag on its truth and answers), so that a large batch has
+    as many distinct texts and pairs per item as a small one: a real step's prompts do not repeat."""
+    out = []
+    for item in items:
+        tag = f" [case {item['group_id']}]"
+        response = item["response"].replace("</answer>", f"{tag}</answer>").replace(".", f"{tag}.", 1)
+        out.append({**item, "response": response, "ground_truth": item["ground_truth"] + tag})
+    return out
+
+
+class PeakRSS:
+    """The largest resident set size of this process while the block runs (sampled every 20 ms)."""
+
+    def __enter__(self) -> PeakRSS:
+        self.peak_mb, self._stop = _rss_mb(), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_mb = max(self.peak_mb, _rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, _rss_mb())
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def scale_rows(config: BenchConfig, settings: Settings, encoder: Encoder, log) -> list[dict[str, Any]]:
+    """One request of n items over HTTP, and the same items sent by the SDK in chunks; cold caches each time."""
+    from medix_reward_client import RewardClient
+
+    biggest = max(config.scale_sizes)
+    limits = settings.limits.model_copy(update={"max_items": max(biggest, settings.limits.max_items)})
+    settings = settings.model_copy(update={"limits": limits})
+    rows = []
+    for n in config.scale_sizes:
+        items = distinct_prompts(grpo_items(n // config.group, config.group, config.duplicate_share, seed=n))
+        for mode in ("one request", f"SDK, chunks of {config.scale_chunk}"):
+            with LiveServer(create_app(settings, encoder=encoder)) as server, PeakRSS() as rss:
+                started = time.perf_counter()
+                if mode == "one request":
+                    reply = httpx.post(f"{server.url}/reward", json={"items": items}, timeout=3600)
+                    reply.raise_for_status()
+                    usage = reply.json()["usage"]
+                else:
+                    with RewardClient(server.url, chunk_size=config.scale_chunk, timeout=3600) as client:
+                        usage = client.score(items).usage.model_dump()
+                seconds = time.perf_counter() - started
+            rows.append({"items": n, "mode": mode, "seconds": seconds, "items_per_s": n / seconds,
+                         "peak_rss_mb": rss.peak_mb, "texts_encoded": usage["texts_encoded"],
+                         "judge_calls": usage["judge_calls"]})  # fmt: skip
+            log(f"scale {n} items, {mode}: {seconds:.1f} s, {n / seconds:.0f} items/s, peak RSS {rss.peak_mb:.0f} MB")
+    return rows
