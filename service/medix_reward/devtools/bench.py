@@ -147,6 +147,8 @@ class BenchConfig:
     # The fairness row: a request of this many distinct long answers, and 1-item requests beside it.
     fairness_items: int = 400
     fairness_answer_chars: int = 8000
+    # The evaluation row (devtools/evalbench.py): this many samples, the reference's process pool against ours.
+    evaluation_samples: int = 256
 
 
 def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
@@ -249,6 +251,11 @@ def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
         results["overload"] = [_overload(config, encoder, adaptive) for adaptive in (False, True)]
     if config.fairness_items and not config.judge_url:
         results["fairness"] = asyncio.run(_fairness(config, encoder))
+    if config.evaluation_samples and not config.judge_url:
+        from medix_reward.devtools.evalbench import evaluation_row
+
+        with JudgeProcess(config.latency_ms, config.capacity) as judge:
+            results["evaluation"] = evaluation_row(judge.url, "scripted-judge", encoder, config.evaluation_samples)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return results
 
@@ -389,6 +396,10 @@ def table(results: dict[str, Any]) -> str:
             f"{row['verdicts']} verdicts in {row['seconds']:.1f} s, goodput {row['goodput']:.0%} of the judge's "
             f"capacity   (target ≥ 90%), {row['judge_calls']} calls"
         )
+    if "evaluation" in results:
+        from medix_reward.devtools.evalbench import table as evaluation_table
+
+        rows.append(evaluation_table(results["evaluation"]))
     return "\n".join(rows)
 
 
