@@ -147,8 +147,9 @@ class BenchConfig:
     # The fairness row: a request of this many distinct long answers, and 1-item requests beside it.
     fairness_items: int = 400
     fairness_answer_chars: int = 8000
-    # The evaluation row (devtools/evalbench.py): this many samples, the reference's process pool against ours.
-    evaluation_samples: int = 256
+    # The evaluation row (devtools/evalbench.py): this many samples, the reference's process pool against ours
+    # (`medix-reward bench` asks for 256; 0: no row).
+    evaluation_samples: int = 0
 
 
 def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
@@ -432,6 +433,7 @@ def main(args: Any) -> None:
         prompts=args.prompts, group=args.group, duplicate_share=args.duplicate_share, latency_ms=args.latency_ms,
         capacity=args.capacity, repeats=args.repeats, baseline_repeats=args.baseline_repeats,
         judge_url=args.judge_url, judge_model=args.judge_model, sweep=not args.no_sweep,
+        evaluation_samples=args.evaluation_samples,
     )  # fmt: skip
     results = run_bench(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(table(results))
