@@ -156,7 +156,7 @@ class Report:
         lows = [v - row.ci_low * s for v, row, s in zip(values, rows, scale, strict=True)]  # type: ignore[operator]
         highs = [row.ci_high * s - v for v, row, s in zip(values, rows, scale, strict=True)]  # type: ignore[operator]
         figure, axes = plt.subplots(figsize=(max(6, 0.7 * len(rows) + 2), 4.5))
-        colours = ["tab:orange" if row.kind == "graded" else "tab:blue" for row in rows]
+        colours = ["tab:orange" if row.kind == "graded" else "tab:blue" for row in rows]  # graded: orange
         axes.bar(range(len(rows)), values, color=colours, yerr=[lows, highs], capsize=3)
         if self.macro is not None:
             axes.axhline(100 * self.macro, color="grey", linestyle="--", label=f"macro {100 * self.macro:.1f} %")
@@ -164,7 +164,7 @@ class Report:
         axes.set_xticks(range(len(rows)), [f"{row.task}\n(n={row.n})" for row in rows], rotation=60, ha="right",
                         fontsize=7)  # fmt: skip
         axes.set_ylim(0, 105)
-        axes.set_ylabel("accuracy % (blue) · mean score / 5 % (orange)")
+        axes.set_ylabel("accuracy, or mean score / 5 (%)", fontsize=8)
         axes.set_title(title)
         figure.tight_layout()
         figure.savefig(path, dpi=120)

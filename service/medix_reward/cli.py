@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--no-sweep", action="store_true", help="skip the batch-size × latency sweep")
     bench.add_argument("--backend", default="torch", choices=["torch", "onnx", "openvino"], help="the embedder's")
     bench.add_argument("--scale", default="512,2560,16384", help="items of the scale rows, comma-separated; '' skips")
+    bench.add_argument("--evaluation-samples", type=int, default=256, help="the evaluation row's samples; 0: none")
     bench.add_argument("--json", default=None, help="write the results as JSON here")
     bench.add_argument("--plot", default=None, help="write the sweep plot (PNG) here; needs matplotlib")
     bench.set_defaults(run=_bench)

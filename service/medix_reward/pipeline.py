@@ -257,13 +257,12 @@ async def open_pipeline(
 
         shared = SharedVerdictCache(settings.cache, metrics)
     judge = JudgeClient(settings.judge, http, shared=shared)
-    # The evaluation judge shares the reward judge's client (limits, cache) when it runs on the same replicas.
+    # The evaluation judge has a client of its own, even on the reward judge's replicas: its calls are longer
+    # (a 3-round conversation, a 180 s timeout), and under the reward's latency target (15 s) its adaptive
+    # limit would fall to one call in flight on a slow judge (seen on the CPU judge).
     evaluation = settings.evaluate.judge_settings(settings.judge)
-    same_judge = (evaluation.base_urls, evaluation.api_key) == (settings.judge.base_urls, settings.judge.api_key)
-    evaluation_http = [] if same_judge else judge_http_clients(evaluation, judge_transport)
-    evaluator = Evaluator(
-        settings.evaluate, judge if same_judge else JudgeClient(evaluation, evaluation_http), evaluation.model
-    )
+    evaluation_http = judge_http_clients(evaluation, judge_transport)
+    evaluator = Evaluator(settings.evaluate, JudgeClient(evaluation, evaluation_http), evaluation.model)
     try:
         # Warm up on the encoder's own worker thread: torch sets up its thread pool per calling thread.
         await batcher.embed(["warm-up"])

@@ -230,7 +230,8 @@ class EvaluateSettings(_Group):
         return self
 
     def judge_settings(self, judge: JudgeSettings) -> JudgeSettings:
-        """The reward judge's settings with this group's overrides: the evaluation judge's client."""
+        """The reward judge's settings with this group's overrides: the evaluation judge's client (its own
+        connections, adaptive limits with target timeout_s / 2, and verdict cache)."""
         return judge.model_copy(
             update={
                 "model": self.judge_model or judge.model,
@@ -238,6 +239,7 @@ class EvaluateSettings(_Group):
                 "api_key": self.api_key or judge.api_key,
                 "max_tokens": self.max_tokens,
                 "timeout_s": self.timeout_s,
+                "target_latency_s": None,
             }
         )
 

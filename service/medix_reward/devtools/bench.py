@@ -174,6 +174,9 @@ class BenchConfig:
     # The scale rows: one request of n items, and the same items sent by the SDK in chunks.
     scale_sizes: list[int] = field(default_factory=lambda: [512, 2560, 16_384])
     scale_chunk: int = 1024
+    # The evaluation row (devtools/evalbench.py): this many samples, the reference's process pool against ours
+    # (`medix-reward bench` asks for 256; 0: no row).
+    evaluation_samples: int = 0
 
 
 def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
@@ -287,6 +290,11 @@ def run_bench(config: BenchConfig, log=print) -> dict[str, Any]:
         results["backends"] = backend_rows(config, items0, export_folder(embedder))
     if config.judge_cost_calls and not config.judge_url:
         results["judge_client_cost"] = judge_client_cost(config.judge_cost_calls, config.capacity)
+    if config.evaluation_samples and not config.judge_url:
+        from medix_reward.devtools.evalbench import evaluation_row
+
+        with JudgeProcess(config.latency_ms, config.capacity) as judge:
+            results["evaluation"] = evaluation_row(judge.url, "scripted-judge", encoder, config.evaluation_samples)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return results
 
@@ -435,6 +443,10 @@ def table(results: dict[str, Any]) -> str:
     rows += _backend_table(results.get("backends", []))
     rows += _judge_cost_table(results.get("judge_client_cost", []))
     rows += _scale_table(results.get("scale", []))
+    if "evaluation" in results:
+        from medix_reward.devtools.evalbench import table as evaluation_table
+
+        rows.append(evaluation_table(results["evaluation"]))
     return "\n".join(rows)
 
 
@@ -535,6 +547,7 @@ def main(args: Any) -> None:
         capacity=args.capacity, repeats=args.repeats, baseline_repeats=args.baseline_repeats,
         judge_url=args.judge_url, judge_model=args.judge_model, sweep=not args.no_sweep, backend=args.backend,
         scale_sizes=[int(n) for n in args.scale.split(",") if n.strip()],
+        evaluation_samples=args.evaluation_samples,
     )  # fmt: skip
     results = run_bench(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(table(results))
