@@ -60,7 +60,7 @@ def test_the_rayservice_runs_the_serve_config_application():
     assert deployment["name"] == serve_app["deployments"][0]["name"] == "RewardService"
     assert 0 < deployment["ray_actor_options"]["num_gpus"] < 1  # a fraction of a GPU per encoder replica
     head_ports = RAYSERVICE["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]
-    assert {p["name"]: p["containerPort"] for p in head_ports} >= {"serve": 8000}
+    assert {p["name"]: p["containerPort"] for p in head_ports}["serve"] == 8000
     assert SERVE["http_options"]["port"] == 8000
 
 

@@ -21,7 +21,7 @@ from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.scripted_judge import ScriptedJudge
 from medix_reward.embedder import SentenceTransformerEncoder
 from medix_reward.settings import EmbedderSettings
-from medix_reward_client import RewardClient
+from medix_reward_client import APIStatusError, RewardClient
 from medix_reward_client.serve_handle import ServeHandleClient
 from tests.helpers import MINILM, make_settings
 from tests.ray.conftest import RayCluster, ray, serve
@@ -142,10 +142,10 @@ def test_a_deployment_handle_scores_through_the_same_route(two_replicas: RayClus
     client = ServeHandleClient(f"ray://{APP_NAME}")
     via_handle = [[r.scores.model_dump() for r in client.score(b).results] for b in work]
     assert via_handle == reference(work)
-    # The route's validation, not a second one: a bad item is the same 422 with the field named.
-    with pytest.raises(Exception, match="422") as failure:
-        client.score([{"response": "x"}])  # neither ground_truth nor answer
-    assert getattr(failure.value, "status", None) == 422
+    # The route's validation and limits, not a second copy: past the service's limit, the same 422 naming the field.
+    with pytest.raises(APIStatusError) as failure:
+        client.score([{"response": "x" * 40_000, "ground_truth": "<X_RAY> Pneumothorax"}])
+    assert failure.value.status == 422 and failure.value.param == "items[0].response"
 
 
 def test_autoscaling_grows_under_load_and_shrinks_after(ray_cluster: RayCluster, judge: ScriptedJudge):
@@ -153,7 +153,7 @@ def test_autoscaling_grows_under_load_and_shrinks_after(ray_cluster: RayCluster,
     try:
         deploy(judge, autoscaling_config={
             "min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 1,
-            "downscale_delay_s": 3, "look_back_period_s": 2, "metrics_interval_s": 0.5,
+            "downscale_delay_s": 3, "look_back_period_s": 2,
         })  # fmt: skip
         assert running_replicas() == 1
         load = Load(ray_cluster.http_url)

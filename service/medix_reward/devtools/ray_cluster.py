@@ -24,6 +24,14 @@ from medix_reward.devtools.common import free_port
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
+# How often replicas and handles report ongoing requests to the autoscaler (Ray's default: 10 s): fast enough
+# for a test to see 1 → 2 → 1 within a minute or two.
+_FAST_AUTOSCALING = {
+    "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
+    "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
+}
+
+
 @dataclass
 class RayCluster:
     address: str
@@ -61,7 +69,7 @@ def local_cluster(cpus_per_node: tuple[int, ...] = (2, 2)) -> Iterator[RayCluste
     # when ray is imported: this throwaway cluster on 127.0.0.1 runs without (its GCS and raylets still bind every
     # interface: Ray has no loopback-only option). A real cluster keeps Ray's default and shares its token.
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "RAY_USAGE_STATS_ENABLED": "0"}  # fmt: skip
+           "RAY_USAGE_STATS_ENABLED": "0", **_FAST_AUTOSCALING}  # fmt: skip
     head, *others = cpus_per_node
     head_args = [f"--port={port}", "--node-ip-address=127.0.0.1", f"--num-cpus={head}", "--include-dashboard=false",
                  f"--temp-dir={temp}"]  # fmt: skip
