@@ -13,12 +13,12 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def command_args(script: str, module: str, **variables: str) -> list[str]:
-    """The arguments after `python3 -m <module>` in examples/<script>, with its $VARIABLES set and the
-    pass-through "$@" dropped: what the trainer's own parser receives."""
+def command_args(script: str, command: str, **variables: str) -> list[str]:
+    """The arguments after `command` (e.g. `python3 -m verl.trainer.main_ppo`) in examples/<script>, with its
+    $VARIABLES set and the pass-through "$@" dropped: what the trainer's own parser receives."""
     text = (EXAMPLES / script).read_text().replace("\\\n", " ")
-    line = next(line for line in text.splitlines() if f"-m {module} " in line)
-    words = shlex.split(line.split(f"-m {module} ", 1)[1])
+    line = next(line for line in text.splitlines() if line.startswith(f"{command} "))
+    words = shlex.split(line.removeprefix(f"{command} "))
     return [string.Template(word).substitute(variables) for word in words if word != "$@"]
 
 

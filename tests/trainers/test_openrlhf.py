@@ -77,7 +77,7 @@ def _stdlib(node: ast.Import | ast.ImportFrom) -> bool:
 
 def recipe_args(url: str):
     """examples/openrlhf_grpo.sh's flags through OpenRLHF's parser, `hierarchize` and its remote_url split."""
-    argv = command_args("openrlhf_grpo.sh", "openrlhf.cli.train_ppo_ray", MODEL="policy", DATA="data.jsonl",
+    argv = command_args("openrlhf_grpo.sh", "python3 -m openrlhf.cli.train_ppo_ray", MODEL="policy", DATA="data.jsonl",
                         MEDIX_REWARD_URL=url)  # fmt: skip
     args = hierarchize(openrlhf_parser().parse_args(argv))
     args.reward.remote_url = args.reward.remote_url.split(",")  # as train_ppo_ray.py does before training

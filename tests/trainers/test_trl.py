@@ -123,7 +123,7 @@ def test_example_script_trains_the_packaged_policy(service, policy):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(command, cwd=EXAMPLES.parent, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
-    steps = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    steps = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"step"')]  # PrintLogs
     assert [step["step"] for step in steps] == [1]
     metrics = steps[0]
     for name in NAMES:

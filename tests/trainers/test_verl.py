@@ -74,7 +74,7 @@ def service(live_service):
 def verl_config(policy: str, url: str, *extra: str):
     """verl's own trainer config with examples/verl_grpo.sh's overrides (its $VARIABLES set), then `extra`."""
     args = command_args(
-        "verl_grpo.sh", "verl.trainer.main_ppo",
+        "verl_grpo.sh", "python3 -m verl.trainer.main_ppo",
         DATA="/nonexistent", MODEL=policy, ADAPTER=adapter.__file__, MEDIX_REWARD_URL=url,
     )  # fmt: skip
     retries = ["+reward.custom_reward_function.reward_kwargs.max_retries=1",

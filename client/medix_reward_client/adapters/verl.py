@@ -1,12 +1,13 @@
-"""verl reward functions (`custom_reward_function.path=…/adapters/verl.py`):
+"""verl reward functions (verl 0.9: `reward.custom_reward_function.path=…/adapters/verl.py`; examples/verl_grpo.sh):
 
 - `compute_score` (the default name): one sample, sync; returns {"score": overall, <components>}.
 - `compute_score_async`: the same as a coroutine; verl's reward loop awaits it, so many samples are in
-  flight at once (set `custom_reward_function.name=compute_score_async`).
-- `compute_score_batch`: verl's batch reward manager form, a list in, a list out.
+  flight at once (set `reward.custom_reward_function.name=compute_score_async`).
+- `compute_score_batch`: the form of older verl's `BatchRewardManager`, a list in, a list out (verl 0.9's
+  reward loop has no batch manager).
 
 `ground_truth` is MediX form "<TAG> answer". Extra keys (`url`, `fallback`, `max_retries`,
-`retry_budget_s`, `timeout`) come from `custom_reward_function.reward_kwargs`. Failure: an item that could
+`retry_budget_s`, `timeout`) come from `reward.custom_reward_function.reward_kwargs`. Failure: an item that could
 not be scored (its judge call failed, or every judge call of the request did and the service answered
 502/504) raises RewardUnavailable, unless `fallback` is given: then it gets that value, logged and counted.
 """
