@@ -34,6 +34,7 @@ def test_harness_smoke(tmp_path):
     assert results["backends"][0]["max_abs_delta_cosine"] == 0 and results["backends"][0]["pairs_corpus"] > 100
     assert [(r["client"], r["loop"]) for r in results["judge_client_cost"]] == [
         ("httpx JudgeClient", "asyncio"), ("httpx JudgeClient", "uvloop"),
+        ("httpx, bare POST", "asyncio"), ("httpx, bare POST", "uvloop"),
         ("aiohttp, bare POST", "asyncio"), ("aiohttp, bare POST", "uvloop"),
     ]  # fmt: skip
     assert all(r["cpu_ms_per_call"] > 0 for r in results["judge_client_cost"])

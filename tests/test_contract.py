@@ -40,6 +40,8 @@ def test_openapi_documents_every_error_of_reward():
         ({"MEDIX_REWARD_JUDGE__BACKOFF_MAX_S": "0.01"}, "backoff_max_s"),
         ({"MEDIX_REWARD_REWARD__WEIGHTS__FORMAT": "-1"}, "greater than or equal to 0"),
         ({"MEDIX_REWARD_JUDGE__TIMEOUT": "3"}, "Extra inputs"),
+        ({"MEDIX_REWARD_EMBEDDER__BACKEND": "tensorrt"}, "'torch', 'onnx' or 'openvino'"),
+        ({"MEDIX_REWARD_EMBEDDER__BACKEND": "onnx", "MEDIX_REWARD_EMBEDDER__DTYPE": "float16"}, "needs backend torch"),
     ],
 )
 def test_impossible_settings_are_refused_at_start(monkeypatch, env, message):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import numpy as np
 import pytest
 
-from medix_reward.embedder import EmbedderError, EmbeddingCache, EmbedStats, MicroBatcher
-from tests.helpers import CharEncoder
+from medix_reward.embedder import EmbedderError, EmbeddingCache, EmbedStats, MicroBatcher, SentenceTransformerEncoder
+from medix_reward.settings import EmbedderSettings, Settings
+from tests.helpers import MINILM, CharEncoder
 
 
 def with_batcher(encoder, coro_fn, max_batch_size=4, max_wait_s=0.01):
@@ -107,3 +109,62 @@ def test_a_small_caller_waits_for_one_batch_not_behind_a_large_one():
     assert "small" in at_small[-1] and len(at_small) <= 2  # the first batch or the next, not the 50th
     assert all(len(batch) <= 4 for batch in at_small)  # 200+ characters each: the padded budget holds 4
     assert len(everything) == 201
+
+
+# -- backends -------------------------------------------------------------------------------------------------
+
+PAIRS = [("Pneumothorax on the left side", "Left-sided pneumothorax"), ("Pleural effusion", "Pneumothorax"),
+         ("collapsed lung (apex), sample 3", "Pneumothorax of the apex"), ("x " * 2000, "Pneumothorax")]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    return tmp_path_factory.mktemp("exports")
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_runtime_backends_match_torch(minilm, exports, backend, caplog):
+    """The exported model gives torch's vectors (the benchmark measures the same on the parity corpus), long
+    texts are truncated as torch truncates them, and the export is made once and then reused."""
+    settings = EmbedderSettings(model=MINILM, backend=backend, export_dir=str(exports))
+    with caplog.at_level(logging.INFO, logger="medix_reward.embedder"):
+        encoder = SentenceTransformerEncoder(settings)
+    texts = [t for pair in PAIRS for t in pair]
+    vectors, reference = encoder.encode(texts), minilm.encode(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == reference.shape
+    assert np.abs(vectors - reference).max() < 1e-4
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert encoder.encode([]).shape == (0, reference.shape[1])
+    [export] = list(exports.glob("*/model.onnx"))
+    stamp = export.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="medix_reward.embedder"):
+        caplog.clear()
+        SentenceTransformerEncoder(settings)
+    assert "reusing the ONNX export" in caplog.text and export.stat().st_mtime_ns == stamp
+
+
+def test_backend_and_dtype_are_in_config_and_hash():
+    from medix_reward.pipeline import config_hash
+    from medix_reward.rules import effective_reward
+
+    def hashed(**embedder):
+        settings = Settings(embedder=EmbedderSettings(model=MINILM, **embedder))
+        return config_hash(settings, effective_reward(settings.reward, None, settings.hardened))
+
+    assert len({hashed(), hashed(backend="onnx"), hashed(backend="openvino"), hashed(dtype="float16")}) == 4
+    assert hashed(export_dir="/elsewhere") == hashed()  # where the export lives decides no score
+
+
+def test_a_missing_runtime_is_named(monkeypatch, exports):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_openvino(name, *args, **kwargs):
+        if name == "openvino":
+            raise ImportError("no openvino")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_openvino)
+    with pytest.raises(EmbedderError, match=r"medix-reward\[cpu-runtimes\]"):
+        SentenceTransformerEncoder(EmbedderSettings(model=MINILM, backend="openvino", export_dir=str(exports)))

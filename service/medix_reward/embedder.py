@@ -90,7 +90,7 @@ class SentenceTransformerEncoder:
         then the model's own pooling and normalisation modules."""
         torch = self._torch
         if not texts:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+            return np.zeros((0, self.model.get_embedding_dimension() or 0), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out: list[np.ndarray | None] = [None] * len(texts)
         for start in range(0, len(order), self._batch_size):

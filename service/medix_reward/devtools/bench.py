@@ -457,7 +457,7 @@ def _met(ok: bool) -> str:
 def _backend_table(rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
-    out = ["", "embedder backends, plain batched encode of the batch's distinct texts on the CPU:"]
+    out = ["", "embedder backends, plain batched encode of the batch's distinct texts on the CPU (best of 3 rounds):"]
     out.append(f"{'':14}{'texts/s':>9}{'× torch':>9}{'max |Δcos|':>12}  flips at 0.8: batch, corpus; at 0.15: corpus")
     for r in rows:
         if "unavailable" in r:
@@ -597,7 +597,8 @@ def _backend_variants(config: BenchConfig, export_dir: Path) -> dict[str, Any]:
 
 
 def backend_rows(config: BenchConfig, bench_items: list[dict[str, Any]], export_dir: Path) -> list[dict[str, Any]]:
-    """Per backend: texts/s of a plain batched encode of the benchmark batch's distinct texts (median of 3),
+    """Per backend: texts/s of a plain batched encode of the benchmark batch's distinct texts (best of 3 rounds,
+    the backends interleaved),
     the largest |Δcosine| against torch, and decisions flipped at the reward's threshold (0.8) on the batch and
     on the parity corpus (tests/data/adversarial.jsonl), and at the hardened preset's floor (0.15) on the corpus."""
     from medix_reward.devtools.integrity import load_corpus
@@ -606,21 +607,26 @@ def backend_rows(config: BenchConfig, bench_items: list[dict[str, Any]], export_
     bench_pairs = _pairs_of(bench_items)
     corpus_pairs = _pairs_of([{"response": c.response, "ground_truth": c.ground_truth} for c in load_corpus()])
     texts = sorted({t for pair in bench_pairs for t in pair})
+    variants = _backend_variants(config, export_dir)
+    encoders = {name: encoder for name, encoder in variants.items() if not isinstance(encoder, str)}
+    seconds: dict[str, list[float]] = {name: [] for name in encoders}
+    for encoder in encoders.values():
+        encoder.encode(texts[:8])  # warm
+    for _ in range(3):  # rounds over all backends, so that a shared machine's swings hit each alike
+        for name, encoder in encoders.items():
+            started = time.perf_counter()
+            encoder.encode(texts)
+            seconds[name].append(time.perf_counter() - started)
     rows, reference = [], None
-    for name, encoder in _backend_variants(config, export_dir).items():
+    for name, encoder in variants.items():
         if isinstance(encoder, str):
             rows.append({"backend": name, "unavailable": encoder})
             continue
-        encoder.encode(texts[:8])  # warm
-        seconds = []
-        for _ in range(3):
-            started = time.perf_counter()
-            encoder.encode(texts)
-            seconds.append(time.perf_counter() - started)
         sims = (_similarities(encoder, bench_pairs), _similarities(encoder, corpus_pairs))
         reference = reference or sims  # torch comes first
         rows.append({
-            "backend": name, "texts": len(texts), "texts_per_s": len(texts) / statistics.median(seconds),
+            "backend": name, "texts": len(texts), "texts_per_s": len(texts) / min(seconds[name]),
+            "texts_per_s_median": len(texts) / statistics.median(seconds[name]),
             "max_abs_delta_cosine": float(max(np.abs(s - r).max() for s, r in zip(sims, reference, strict=True))),
             "flips_batch": int(((sims[0] >= threshold) != (reference[0] >= threshold)).sum()),
             "flips_corpus": int(((sims[1] >= threshold) != (reference[1] >= threshold)).sum()),
@@ -655,6 +661,24 @@ async def _judge_client_calls(url: str, calls: int, concurrency: int) -> None:
         await asyncio.gather(*(c.aclose() for c in http))
 
 
+async def _httpx_calls(url: str, calls: int, concurrency: int) -> None:
+    """The service's httpx clients (sharded as `judge_http_clients` does) with nothing of JudgeClient around them."""
+    settings = JudgeSettings(base_urls=[url], model="scripted-judge", concurrency=concurrency)
+    http, slots = judge_http_clients(settings), asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with slots:
+            reply = await http[i % len(http)].post(
+                f"{url}/chat/completions", json=chat_request(settings, f"a {i}", "t")
+            )
+            reply.json()
+
+    try:
+        await asyncio.gather(*(one(i) for i in range(calls)))
+    finally:
+        await asyncio.gather(*(c.aclose() for c in http))
+
+
 async def _aiohttp_calls(url: str, calls: int, concurrency: int) -> None:
     """The lower bound of an aiohttp client: the same bodies, a bounded pool, the reply's JSON; no retries."""
     import aiohttp
@@ -673,7 +697,8 @@ async def _aiohttp_calls(url: str, calls: int, concurrency: int) -> None:
 def judge_client_cost(calls: int = 2000, concurrency: int = 64) -> list[dict[str, Any]]:
     """Client CPU per judge call (this process's user+system time, the judge in its own process answering at
     once), for the service's JudgeClient (httpx) and a bare aiohttp client, on asyncio's loop and on uvloop."""
-    clients = {"httpx JudgeClient": _judge_client_calls, "aiohttp, bare POST": _aiohttp_calls}
+    clients = {"httpx JudgeClient": _judge_client_calls, "httpx, bare POST": _httpx_calls,
+               "aiohttp, bare POST": _aiohttp_calls}  # fmt: skip
     rows = []
     with JudgeProcess(latency_ms=0, capacity=100_000) as judge:
         for name, calls_fn in clients.items():
