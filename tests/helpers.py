@@ -78,6 +78,12 @@ class RedisServer:
         except OSError:
             return False
 
+    def keys(self) -> int:
+        """DBSIZE: how many keys the server holds."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"DBSIZE\r\n")
+            return int(sock.recv(64).strip().lstrip(b":"))
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()

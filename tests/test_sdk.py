@@ -88,6 +88,15 @@ def test_retry_table(status, retry_after, retried):
         assert error.request_id == script.requests[0].headers["x-request-id"] and sleeps == []
 
 
+def test_a_500_the_service_did_not_write_is_retried():
+    """Ray Serve's proxy answers a plain 500 when the replica serving the request dies: not the service's own
+    error (that carries its error body and is final, above), so the call is sent again."""
+    script = Script(httpx.Response(500, text="Internal Server Error"))
+    client, sleeps = sync_client(script)
+    assert len(client.score(ITEMS).results) == 10
+    assert len(script.requests) == 2 and len(sleeps) == 1
+
+
 def test_retries_are_bounded_and_backoff_grows():
     script = Script(*[httpx.Response(503)] * 10)
     client, sleeps = sync_client(script, max_retries=3)

@@ -137,9 +137,16 @@ def test_redis_killed_mid_load_loses_no_request(
         # Redis back (empty): once retry_s has passed the service stores verdicts again (over a new connection:
         # the old ones died with the server), and another service reads them.
         redis_server.start()
-        time.sleep(settings.cache.retry_s * 2)
-        fresh = distinct_items(210)[200:]
-        client.score(fresh)
+        stored = False
+        for attempt in range(20):  # each round: 10 new pairs; the first may still meet a dead connection
+            time.sleep(settings.cache.retry_s * 2)
+            fresh = distinct_items(400)[200 + 10 * attempt : 210 + 10 * attempt]
+            before = redis_server.keys()
+            client.score(fresh)
+            stored = redis_server.keys() - before == 10
+            if stored:
+                break
+        assert stored, "the service never stored a whole request's verdicts in Redis again"
     with LiveServer(create_app(settings, encoder=minilm)) as other:
         calls = len(judge.calls)
         probe = httpx.post(f"{other.url}/reward", json={"items": fresh}).json()

@@ -152,7 +152,7 @@ def after_attempt(
     if status == 200:
         return parse_response(status, body, request_id, model)
     delay = retry_delay(attempt, retry_after if error is None else None, config)
-    if not should_retry(attempt, config.max_retries, None if error is not None else status):
+    if not should_retry(attempt, config.max_retries, None if error is not None else status, body):
         retry = False
     else:
         retry = config.retry_budget_s is None or elapsed + delay <= config.retry_budget_s
@@ -185,11 +185,15 @@ def _describe(error: Exception | None, status: int | None, body: Any) -> str:
     return f"HTTP {status}" + (f" {code}" if code else "")
 
 
-def should_retry(attempt: int, max_retries: int | None, status: int | None) -> bool:
+def should_retry(attempt: int, max_retries: int | None, status: int | None, body: Any = None) -> bool:
     """After a failed attempt: status None means a connection error or timeout. max_retries None: no limit
-    by count (the time budget decides)."""
+    by count (the time budget decides). A 500 that the service wrote (its error body: the embedder failed on
+    this request's text) would fail again; a 500 without that body came from something in between, such as a
+    Ray Serve proxy whose replica died mid-request, and is retried."""
     if max_retries is not None and attempt >= max_retries:
         return False
+    if status == 500:
+        return not (isinstance(body, dict) and isinstance(body.get("error"), dict))
     return status is None or status in RETRYABLE_STATUS
 
 
