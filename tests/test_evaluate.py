@@ -322,3 +322,12 @@ def test_the_cli_writes_table_csv_json_plot_and_exits_1_on_failure(service, judg
 
 def test_report_of_an_empty_file_has_no_macro():
     assert Report.from_rows([]).macro is None
+
+
+def test_the_sdk_evaluates_too(service):
+    from medix_reward_client import RewardClient
+
+    with RewardClient(service.url) as client:
+        response = client.evaluate([item("B"), item("Naloxone, an antagonist")], {"rounds": 1})
+    assert [r.method for r in response.results] == ["rule", "judge"] and response.usage.judge_calls == 1
+    assert response.protocol_version == "medix-eval-v1"

@@ -30,9 +30,10 @@ def live(minilm):
             yield server
 
 
-# Cross-field rules JSON Schema cannot state (OpenRLHF's lists of equal length, a label with a <TAG>):
-# a schema-valid request may still be refused with 422 there, and says which field.
-CROSS_FIELD_RULES = {"/openrlhf/get_reward", "/slime/reward"}
+# Cross-field rules JSON Schema cannot state (OpenRLHF's lists of equal length, a label with a <TAG>; on
+# /evaluate a task outside the configured task table needs `kind`): a schema-valid request may still be
+# refused with 422 there, and says which field.
+CROSS_FIELD_RULES = {"/openrlhf/get_reward", "/slime/reward", "/evaluate"}
 
 
 @schema.parametrize()

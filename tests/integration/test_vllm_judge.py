@@ -124,6 +124,7 @@ def test_evaluation_protocol_through_the_real_judge(vllm, minilm):
     one conversation, each reply a strict JSON score) or failed with judge_unparseable after its correction;
     a multiple-choice letter is scored by rule without a call. Not a test of the verdicts (SmolLM2)."""
     from medix_reward.evaluate import parse_score
+    from medix_reward.settings import EvaluateSettings
 
     stack, url = vllm
     question = "Which drug reverses opioid overdose?\n\nChoices:\nA. Flumazenil\nB. Naloxone\nC. Atropine"
@@ -134,8 +135,11 @@ def test_evaluation_protocol_through_the_real_judge(vllm, minilm):
         {"question": "Generate a detailed report based on the scan.", "reference": "Small right pleural effusion.",
          "response": "A small right pleural effusion.", "task": "mimic_cxr_report_generation"},
     ]  # fmt: skip
-    with service_for(url, stack, minilm) as service:
-        reply = httpx.post(f"{service.url}/evaluate", json={"items": items, "options": {"rounds": 2}}, timeout=600)
+    # SmolLM2 rarely stops by itself: 32 tokens hold a {"score": N} reply and keep each call to seconds.
+    settings = make_settings([url], model=stack.served_name, timeout_s=60.0)
+    settings = settings.model_copy(update={"evaluate": EvaluateSettings(max_tokens=32, timeout_s=120.0)})
+    with LiveServer(create_app(settings, encoder=minilm)) as service:
+        reply = httpx.post(f"{service.url}/evaluate", json={"items": items, "options": {"rounds": 2}}, timeout=900)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     rule, *judged = body["results"]
