@@ -37,7 +37,6 @@ from openrlhf.utils.agent import SingleTurnAgentExecutor  # noqa: E402
 from openrlhf.utils.config import hierarchize  # noqa: E402
 
 from medix_reward.app import create_app  # noqa: E402
-from medix_reward.devtools.judge_stack import JudgeStack  # noqa: E402
 from medix_reward.devtools.live import LiveServer  # noqa: E402
 from medix_reward.devtools.scripted_judge import Fault  # noqa: E402
 from medix_reward.settings import AdapterSettings  # noqa: E402
@@ -97,11 +96,8 @@ class ScriptedEngine:
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    model_dir = JudgeStack().model_dir
-    if not (model_dir / "config.json").exists():
-        pytest.skip(f"no policy at {model_dir}: run `make judge` first")
-    return transformers.AutoTokenizer.from_pretrained(str(model_dir))
+def tokenizer(policy):
+    return transformers.AutoTokenizer.from_pretrained(policy)
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ datasets = pytest.importorskip("datasets")
 transformers = pytest.importorskip("transformers")
 
 from medix_reward.app import create_app  # noqa: E402
-from medix_reward.devtools.judge_stack import JudgeStack  # noqa: E402
 from medix_reward.devtools.live import LiveServer  # noqa: E402
 from medix_reward.devtools.scripted_judge import Fault  # noqa: E402
 from medix_reward_client.adapters import clients  # noqa: E402
@@ -63,14 +62,6 @@ def service(judge, minilm):
     with LiveServer(create_app(make_settings([judge.url]), encoder=minilm)) as server:
         yield server
     clients.reset()
-
-
-@pytest.fixture(scope="module")
-def policy() -> str:
-    model_dir = JudgeStack().model_dir
-    if not (model_dir / "config.json").exists():
-        pytest.skip(f"no policy at {model_dir}: run `make judge` first")
-    return str(model_dir)
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])

@@ -36,7 +36,6 @@ from verl.utils.ray_utils import get_event_loop  # noqa: E402
 from verl.workers.reward_manager import BatchRewardManager  # noqa: E402
 
 import medix_reward_client.adapters.verl as adapter  # noqa: E402
-from medix_reward.devtools.judge_stack import JudgeStack  # noqa: E402
 from medix_reward.devtools.scripted_judge import Fault  # noqa: E402
 from medix_reward_client.adapters import clients  # noqa: E402
 from medix_reward_client.scores import FALLBACKS, RewardUnavailable  # noqa: E402
@@ -53,14 +52,6 @@ RESPONSES = [
 COMPONENTS = ("format", "modality", "accuracy_llm", "accuracy_embed")
 QUESTION = "Look at the image and give the finding in a few words."
 FORMS = ["compute_score", "compute_score_async"]  # verl's NaiveRewardManager runs either
-
-
-@pytest.fixture(scope="module")
-def policy() -> str:
-    model_dir = JudgeStack().model_dir
-    if not (model_dir / "config.json").exists():
-        pytest.skip(f"no policy at {model_dir}: run `make judge` first")
-    return str(model_dir)
 
 
 @pytest.fixture
