@@ -90,6 +90,46 @@ def test_logprobs_report_p_yes(vllm, minilm):
         assert isinstance(p_yes, float) and 0.0 <= p_yes <= 1.0
 
 
+def test_evaluation_protocol_through_the_real_judge(vllm, minilm):
+    """`POST /evaluate` on a few samples: every sample is either scored from the real judge's replies (rounds of
+    one conversation, each reply a strict JSON score) or failed with judge_unparseable after its correction;
+    a multiple-choice letter is scored by rule without a call. Not a test of the verdicts (SmolLM2)."""
+    from medix_reward.evaluate import parse_score
+    from medix_reward.settings import EvaluateSettings
+
+    stack, url = vllm
+    question = "Which drug reverses opioid overdose?\n\nChoices:\nA. Flumazenil\nB. Naloxone\nC. Atropine"
+    items = [
+        {"question": question, "reference": "Naloxone", "response": "<think>opioid</think> B", "task": "medqa"},
+        {"question": question, "reference": "Naloxone", "response": "Naloxone, given IV", "task": "medqa"},
+        {"question": "Is there a pneumothorax?", "reference": "No", "response": "No pneumothorax.", "task": "rad_vqa"},
+        {"question": "Generate a detailed report based on the scan.", "reference": "Small right pleural effusion.",
+         "response": "A small right pleural effusion.", "task": "mimic_cxr_report_generation"},
+    ]  # fmt: skip
+    # SmolLM2 rarely stops by itself: 32 tokens hold a {"score": N} reply and keep each call to seconds.
+    settings = make_settings([url], model=stack.served_name, timeout_s=60.0)
+    settings = settings.model_copy(update={"evaluate": EvaluateSettings(max_tokens=32, timeout_s=120.0)})
+    with LiveServer(create_app(settings, encoder=minilm)) as service:
+        reply = httpx.post(f"{service.url}/evaluate", json={"items": items, "options": {"rounds": 2}}, timeout=900)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    rule, *judged = body["results"]
+    assert rule["method"] == "rule" and rule["score"] == 1.0 and rule["rounds"] == []
+    errors = [r["error"] for r in judged]
+    assert body["usage"]["judge_calls"] == sum(len(r["rounds"]) for r in judged), errors  # no retries or hits
+    for result in judged:
+        assert result["method"] == "judge" and result["rounds"]
+        for round_ in result["rounds"]:
+            assert isinstance(round_["reply"], str) and not round_["cached"]
+            if round_["score"] is not None:
+                assert round_["score"] == parse_score(round_["reply"], result["kind"])
+        if result["error"] is None:
+            assert sum(r["score"] is not None for r in result["rounds"]) == 2
+            assert result["score"] is not None and 0 <= result["score"] <= (5 if result["kind"] == "graded" else 1)
+        else:
+            assert result["error"]["code"] == "judge_unparseable" and result["score"] is None
+
+
 def test_judge_stopped_mid_run_is_reported_never_zero(vllm, minilm):
     """Runs last in this module: it stops the shared judge."""
     stack, url = vllm
@@ -117,42 +157,3 @@ def test_judge_stopped_mid_run_is_reported_never_zero(vllm, minilm):
     for result in results:
         if result["scores"]["accuracy_llm"] == 0.0:  # a zero is a real NO, never a failure in disguise
             assert result["details"]["judge_verdict"] == "NO"
-
-
-def test_evaluation_protocol_through_the_real_judge(vllm, minilm):
-    """`POST /evaluate` on a few samples: every sample is either scored from the real judge's replies (rounds of
-    one conversation, each reply a strict JSON score) or failed with judge_unparseable after its correction;
-    a multiple-choice letter is scored by rule without a call. Not a test of the verdicts (SmolLM2)."""
-    from medix_reward.evaluate import parse_score
-    from medix_reward.settings import EvaluateSettings
-
-    stack, url = vllm
-    question = "Which drug reverses opioid overdose?\n\nChoices:\nA. Flumazenil\nB. Naloxone\nC. Atropine"
-    items = [
-        {"question": question, "reference": "Naloxone", "response": "<think>opioid</think> B", "task": "medqa"},
-        {"question": question, "reference": "Naloxone", "response": "Naloxone, given IV", "task": "medqa"},
-        {"question": "Is there a pneumothorax?", "reference": "No", "response": "No pneumothorax.", "task": "rad_vqa"},
-        {"question": "Generate a detailed report based on the scan.", "reference": "Small right pleural effusion.",
-         "response": "A small right pleural effusion.", "task": "mimic_cxr_report_generation"},
-    ]  # fmt: skip
-    # SmolLM2 rarely stops by itself: 32 tokens hold a {"score": N} reply and keep each call to seconds.
-    settings = make_settings([url], model=stack.served_name, timeout_s=60.0)
-    settings = settings.model_copy(update={"evaluate": EvaluateSettings(max_tokens=32, timeout_s=120.0)})
-    with LiveServer(create_app(settings, encoder=minilm)) as service:
-        reply = httpx.post(f"{service.url}/evaluate", json={"items": items, "options": {"rounds": 2}}, timeout=900)
-    assert reply.status_code == 200, reply.text
-    body = reply.json()
-    rule, *judged = body["results"]
-    assert rule["method"] == "rule" and rule["score"] == 1.0 and rule["rounds"] == []
-    assert body["usage"]["judge_calls"] == sum(len(r["rounds"]) for r in judged)  # no retries, no cache hits
-    for result in judged:
-        assert result["method"] == "judge" and result["rounds"]
-        for round_ in result["rounds"]:
-            assert isinstance(round_["reply"], str) and not round_["cached"]
-            if round_["score"] is not None:
-                assert round_["score"] == parse_score(round_["reply"], result["kind"])
-        if result["error"] is None:
-            assert sum(r["score"] is not None for r in result["rounds"]) == 2
-            assert result["score"] is not None and 0 <= result["score"] <= (5 if result["kind"] == "graded" else 1)
-        else:
-            assert result["error"]["code"] == "judge_unparseable" and result["score"] is None
