@@ -13,10 +13,12 @@ def test_bounded_soak_has_no_errors_and_flat_memory():
 
 
 def test_distinct_long_answers_stay_within_the_cache_budgets():
-    half_mb = str(2**19)
-    budget = {"MEDIX_REWARD_JUDGE__CACHE_BYTES": half_mb, "MEDIX_REWARD_EMBEDDER__CACHE_BYTES": half_mb}
+    # Budgets that a few requests overflow (each answer is ~4 kB to the verdict cache, ~10 kB to the embedding
+    # cache), so the test asks how the caches behave when full, not how fast this machine is.
+    quarter_mb = str(2**18)
+    budget = {"MEDIX_REWARD_JUDGE__CACHE_BYTES": quarter_mb, "MEDIX_REWARD_EMBEDDER__CACHE_BYTES": quarter_mb}
     report = run_soak(seconds=15, clients=8, batch_size=8, distinct_chars=8000, settings=budget)
     print("\n" + report.table())
-    assert report.requests > 10 and report.errors == {}
-    assert max(report.cache_mb) > 0.8  # both caches filled up to their budgets…
-    assert max(report.cache_mb) <= 1.0  # …and not past them, whatever kept arriving
+    assert report.requests > 5 and report.errors == {}
+    assert max(report.cache_mb) > 0.4  # both caches filled up to their budgets…
+    assert max(report.cache_mb) <= 0.5  # …and not past them, whatever kept arriving
