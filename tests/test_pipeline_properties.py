@@ -16,7 +16,7 @@ from medix_reward.judge import JudgeClient
 from medix_reward.pipeline import RewardPipeline
 from medix_reward.settings import JudgeSettings, Settings
 from medix_reward_client.schema import RewardItem, RewardRequest
-from tests.helpers import CharEncoder
+from tests.helpers import CharEncoder, HandlerTransport
 
 
 def judge_by_rule(request: httpx.Request) -> httpx.Response:
@@ -29,14 +29,13 @@ async def score_batch_and_singly(items: list[RewardItem]):
     async def with_pipeline(fn, cache_size):
         batcher = MicroBatcher(CharEncoder(), max_batch_size=4, max_wait_s=0.001)
         batcher.start()
-        async with httpx.AsyncClient(transport=httpx.MockTransport(judge_by_rule)) as http:
-            settings = Settings(judge=JudgeSettings(cache_size=cache_size))
-            judge = JudgeClient(settings.judge, [http])
-            pipeline = RewardPipeline(settings, judge, EmbeddingCache(batcher, cache_size, 2**30))
-            try:
-                return await fn(pipeline)
-            finally:
-                await batcher.stop()
+        settings = Settings(judge=JudgeSettings(cache_size=cache_size))
+        judge = JudgeClient(settings.judge, HandlerTransport(judge_by_rule))
+        pipeline = RewardPipeline(settings, judge, EmbeddingCache(batcher, cache_size, 2**30))
+        try:
+            return await fn(pipeline)
+        finally:
+            await batcher.stop()
 
     async def batch(pipeline):
         return (await pipeline.score(RewardRequest(items=items))).results

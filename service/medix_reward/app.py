@@ -7,13 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from medix_reward import __version__
 from medix_reward.admission import Admission, BodySizeLimit, BodyTimeout, KeyCheck
 from medix_reward.embedder import Encoder
 from medix_reward.errors import install_error_handlers
+from medix_reward.judge_http import JudgeTransport
 from medix_reward.metrics import Metrics
 from medix_reward.observability import RequestContext
 from medix_reward.pipeline import open_pipeline
@@ -29,7 +29,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     encoder: Encoder | None = None,
-    judge_transport: httpx.AsyncBaseTransport | None = None,
+    judge_transport: JudgeTransport | None = None,
 ) -> FastAPI:
     """Build the service. Tests inject a fake encoder or judge transport; production loads both from settings."""
     settings = settings or Settings()

@@ -171,7 +171,10 @@ def runtime_session(backend: str, onnx_file: Path) -> Callable[[dict[str, np.nda
             return lambda feeds: session.run(None, feeds)[0]
         import openvino
 
-        compiled = openvino.Core().compile_model(str(onnx_file), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        # f32 stated: on a CPU with bf16 units (avx512_bf16, AMX) OpenVINO infers in bf16 by default, which moved
+        # cosines by up to 1.7e-3 on an AMD EPYC here (4e-7 in f32).
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        compiled = openvino.Core().compile_model(str(onnx_file), "CPU", config)
         return lambda feeds: compiled(feeds)[0]
     except ImportError as exc:
         raise EmbedderError(

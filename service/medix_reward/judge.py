@@ -1,6 +1,6 @@
 """The LLM judge: an OpenAI chat-completions client built for many concurrent YES/NO calls.
 
-A few pooled keep-alive httpx clients (see `judge_http_clients`), a global bound on calls in flight,
+One keep-alive connection pool (judge_http.py: aiohttp), a global bound on calls in flight,
 per-attempt timeouts, capped exponential backoff with full jitter (Retry-After honoured), replicas
 tried in turn, and an LRU of verdicts with in-flight deduplication: the same (answer, truth) pair
 asked twice at once costs one call. `chat` puts a whole conversation (the evaluation protocol's rounds)
@@ -20,10 +20,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
-import httpx
-
 from medix_reward.adaptive import AdaptiveLimit
 from medix_reward.caches import BoundedLRU
+from medix_reward.judge_http import AiohttpTransport, JudgeReply, JudgeTimeout, JudgeTransport, JudgeUnreachable
 from medix_reward.settings import JudgeSettings
 
 if TYPE_CHECKING:
@@ -84,19 +83,11 @@ _OVERLOAD_STATUS = frozenset({429, 503})
 # What says the judge itself is down; judge_rejected_input (the item's fault) and judge_deadline (the caller's
 # own bound) do not.
 JUDGE_DOWN_CODES = frozenset({"judge_unreachable", "judge_timeout", "judge_http_error", "judge_bad_reply"})
-# httpcore's pool scans every connection for every queued request: with 64 connections in one client a
-# judge call cost ~10 ms of CPU (profiled); clients of 16 connections each bring it under 1 ms.
-_CONNECTIONS_PER_CLIENT = 16
 
 
-def judge_http_clients(
-    settings: JudgeSettings, transport: httpx.AsyncBaseTransport | None = None
-) -> list[httpx.AsyncClient]:
-    """Keep-alive clients that together hold `settings.concurrency` connections."""
-    count = math.ceil(settings.concurrency / _CONNECTIONS_PER_CLIENT)
-    per_client = math.ceil(settings.concurrency / count)
-    limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
-    return [httpx.AsyncClient(transport=transport, limits=limits) for _ in range(count)]
+def open_judge_transport(settings: JudgeSettings) -> JudgeTransport:
+    """The keep-alive pool of a judge: as many connections as calls may be in flight."""
+    return AiohttpTransport(settings.concurrency)
 
 
 def _quote(text: str) -> str:
@@ -204,7 +195,7 @@ class JudgeClient:
     def __init__(
         self,
         settings: JudgeSettings,
-        http: list[httpx.AsyncClient],
+        http: JudgeTransport,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
@@ -225,7 +216,6 @@ class JudgeClient:
         self._cache: BoundedLRU[tuple[str, ...], Verdict | str] = BoundedLRU(settings.cache_size, settings.cache_bytes)
         self._inflight: dict[tuple[str, ...], asyncio.Future[Verdict | str]] = {}
         self._next_replica = 0
-        self._next_client = 0
 
     @property
     def cache_bytes(self) -> int:
@@ -240,10 +230,10 @@ class JudgeClient:
         """Whether any replica answers its model list (vLLM and other OpenAI servers serve /models)."""
         for url in self.settings.base_urls:
             try:
-                reply = await self._http[0].get(f"{url}/models", headers=self._headers(), timeout=2.0)
-            except httpx.HTTPError:
+                reply = await self._http.send("GET", f"{url}/models", body=None, headers=self._headers(), timeout_s=2.0)
+            except (JudgeTimeout, JudgeUnreachable):
                 continue
-            if reply.status_code == 200:
+            if reply.status == 200:
                 return True
         return False
 
@@ -263,7 +253,7 @@ class JudgeClient:
         def body() -> dict[str, object]:
             return chat_request(self.settings, answer, truth, ask)  # a fresh nonce per attempt
 
-        def parse(reply: httpx.Response) -> Verdict:
+        def parse(reply: JudgeReply) -> Verdict:
             return parse_reply(reply, strict=ask.strict)
 
         async def ask_judge() -> Verdict:
@@ -347,7 +337,7 @@ class JudgeClient:
     async def _ask(
         self,
         body: Callable[[], dict[str, object]],
-        parse: Callable[[httpx.Response], T],
+        parse: Callable[[JudgeReply], T],
         stats: JudgeStats,
         retry_unparseable: bool,
         timeout_s: float | None = None,
@@ -377,7 +367,7 @@ class JudgeClient:
         self,
         replica: str,
         body: dict[str, object],
-        parse: Callable[[httpx.Response], T],
+        parse: Callable[[JudgeReply], T],
         stats: JudgeStats,
         timeout_s: float | None = None,
     ) -> tuple[T | JudgeError, bool, float | None]:
@@ -391,33 +381,31 @@ class JudgeClient:
         try:
             async with self._slots:
                 stats.calls += 1
-                http = self._http[self._next_client]
-                self._next_client = (self._next_client + 1) % len(self._http)
                 try:
-                    reply = await http.post(
-                        f"{replica}/chat/completions", json=body, headers=self._headers(), timeout=timeout
+                    reply = await self._http.send(
+                        "POST", f"{replica}/chat/completions", body=body, headers=self._headers(), timeout_s=timeout
                     )
-                except httpx.TimeoutException:
+                except JudgeTimeout:
                     overloaded = True
                     timed_out = JudgeError("judge_timeout", f"no reply within {timeout:g} s")
                     return _counted(stats, timed_out), True, None
-                except httpx.TransportError as exc:
-                    unreachable = JudgeError("judge_unreachable", f"cannot reach the judge ({type(exc).__name__})")
+                except JudgeUnreachable as exc:
+                    unreachable = JudgeError("judge_unreachable", f"cannot reach the judge ({exc})")
                     return _counted(stats, unreachable), True, None
-            if reply.status_code == 200:
+            if reply.status == 200:
                 try:
                     parsed = parse(reply)
                 except JudgeError as bad:
                     return _counted(stats, bad), False, None
                 stats.outcomes["ok"] += 1
                 return parsed, False, None
-            overloaded = reply.status_code in _OVERLOAD_STATUS
-            error = JudgeError("judge_http_error", f"judge answered HTTP {reply.status_code}")
-            if reply.status_code in _REJECTED_INPUT_STATUS:
-                message = f"the judge refused this item's input (HTTP {reply.status_code}, e.g. too long)"
+            overloaded = reply.status in _OVERLOAD_STATUS
+            error = JudgeError("judge_http_error", f"judge answered HTTP {reply.status}")
+            if reply.status in _REJECTED_INPUT_STATUS:
+                message = f"the judge refused this item's input (HTTP {reply.status}, e.g. too long)"
                 error = JudgeError("judge_rejected_input", message)
             retry_after = _retry_after_seconds(reply.headers.get("retry-after"))
-            return _counted(stats, error), reply.status_code in _RETRYABLE_STATUS, retry_after
+            return _counted(stats, error), reply.status in _RETRYABLE_STATUS, retry_after
         finally:
             if limit is not None:
                 limit.release(sent, overloaded)
@@ -438,7 +426,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def _choice(reply: httpx.Response) -> tuple[dict[str, object], str]:
+def _choice(reply: JudgeReply) -> tuple[dict[str, object], str]:
     try:
         choice = reply.json()["choices"][0]
         content = choice["message"]["content"]
@@ -449,12 +437,12 @@ def _choice(reply: httpx.Response) -> tuple[dict[str, object], str]:
     return choice, content
 
 
-def reply_content(reply: httpx.Response) -> str:
+def reply_content(reply: JudgeReply) -> str:
     """The text of a chat completion, whatever it says."""
     return _choice(reply)[1]
 
 
-def parse_reply(reply: httpx.Response, strict: bool = False) -> Verdict:
+def parse_reply(reply: JudgeReply, strict: bool = False) -> Verdict:
     choice, content = _choice(reply)
     yes = strict_label(content) if strict else is_yes(content)
     if yes is None:

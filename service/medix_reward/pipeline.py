@@ -10,7 +10,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import numpy as np
 
 from medix_reward import __version__
@@ -32,8 +31,9 @@ from medix_reward.judge import (
     JudgeError,
     JudgeStats,
     Verdict,
-    judge_http_clients,
+    open_judge_transport,
 )
+from medix_reward.judge_http import JudgeTransport
 from medix_reward.metrics import Metrics
 from medix_reward.rules import EffectiveReward, Pair, check, effective_reward, model_pair, score_item
 from medix_reward.settings import Settings
@@ -239,7 +239,7 @@ async def open_pipeline(
     settings: Settings,
     *,
     encoder: Encoder | None = None,
-    judge_transport: httpx.AsyncBaseTransport | None = None,
+    judge_transport: JudgeTransport | None = None,
     metrics: Metrics | None = None,
 ) -> AsyncIterator[RewardPipeline]:
     """A pipeline with its encoder loaded and warm, its micro-batcher running and its judge clients open;
@@ -250,7 +250,7 @@ async def open_pipeline(
         model, embedder.max_batch_size, embedder.max_wait_ms / 1000, metrics, embedder.max_batch_chars
     )
     batcher.start()
-    http = judge_http_clients(settings.judge, judge_transport)
+    http = judge_transport or open_judge_transport(settings.judge)
     shared = None
     if settings.cache.redis_url is not None:
         from medix_reward.shared_cache import SharedVerdictCache
@@ -261,7 +261,7 @@ async def open_pipeline(
     # (a 3-round conversation, a 180 s timeout), and under the reward's latency target (15 s) its adaptive
     # limit would fall to one call in flight on a slow judge (seen on the CPU judge).
     evaluation = settings.evaluate.judge_settings(settings.judge)
-    evaluation_http = judge_http_clients(evaluation, judge_transport)
+    evaluation_http = judge_transport or open_judge_transport(evaluation)
     evaluator = Evaluator(settings.evaluate, JudgeClient(evaluation, evaluation_http), evaluation.model)
     try:
         # Warm up on the encoder's own worker thread: torch sets up its thread pool per calling thread.
@@ -270,7 +270,8 @@ async def open_pipeline(
         yield RewardPipeline(settings, judge, embeddings, metrics, evaluator)
     finally:
         await batcher.stop()
-        await asyncio.gather(*(client.aclose() for client in http + evaluation_http))
+        if judge_transport is None:  # an injected one is its owner's to close
+            await asyncio.gather(http.aclose(), evaluation_http.aclose())
         if shared is not None:
             await shared.close()
 

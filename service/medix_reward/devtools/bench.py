@@ -46,7 +46,8 @@ from medix_reward.embedder import (
     resolve_model_path,
 )
 from medix_reward.errors import JudgeDown
-from medix_reward.judge import JudgeClient, JudgeStats, chat_request, judge_http_clients, parse_reply
+from medix_reward.judge import JudgeClient, JudgeStats, chat_request, open_judge_transport, parse_reply
+from medix_reward.judge_http import JudgeReply
 from medix_reward.pipeline import open_pipeline
 from medix_reward.settings import (
     DefenceSettings,
@@ -83,7 +84,8 @@ def serial_baseline(
                 body = chat_request(judge, checked.predicted_answer, checked.true_answer)
                 reply = http.post(f"{judge.base_urls[0]}/chat/completions", json=body)
                 calls += 1
-                scores["accuracy_llm"] = 1.0 if parse_reply(reply).yes else 0.0
+                verdict = parse_reply(JudgeReply(reply.status_code, reply.headers, reply.content))
+                scores["accuracy_llm"] = 1.0 if verdict.yes else 0.0
                 pair = encoder.encode([checked.predicted_answer, checked.true_answer])
                 scores["accuracy_embed"] = 1.0 if cosine(pair[0], pair[1]) >= threshold else 0.0
             scores_out.append(compose(scores, weights, frozenset(COMPONENTS)))
@@ -103,14 +105,14 @@ async def _in_process(settings: Settings, encoder: Encoder, request: RewardReque
 
 async def _judge_alone(judge: JudgeSettings, pairs: list[tuple[str, str]]) -> float:
     settings = judge.model_copy(update={"cache_size": 0})
-    http = judge_http_clients(settings)
+    http = open_judge_transport(settings)
     try:
         client, stats = JudgeClient(settings, http), JudgeStats()
         started = time.perf_counter()
         await asyncio.gather(*(client.verdict(a, t, stats) for a, t in pairs))
         return time.perf_counter() - started
     finally:
-        await asyncio.gather(*(c.aclose() for c in http))
+        await http.aclose()
 
 
 @dataclass
@@ -653,18 +655,21 @@ def _loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 async def _judge_client_calls(url: str, calls: int, concurrency: int) -> None:
     settings = JudgeSettings(base_urls=[url], model="scripted-judge", concurrency=concurrency, cache_size=0)
-    http = judge_http_clients(settings)
+    http = open_judge_transport(settings)
     try:
         client, stats = JudgeClient(settings, http), JudgeStats()
         await asyncio.gather(*(client.verdict(f"answer {i}", "truth", stats) for i in range(calls)))
     finally:
-        await asyncio.gather(*(c.aclose() for c in http))
+        await http.aclose()
 
 
 async def _httpx_calls(url: str, calls: int, concurrency: int) -> None:
-    """The service's httpx clients (sharded as `judge_http_clients` does) with nothing of JudgeClient around them."""
+    """The judge client before aiohttp: httpx clients of 16 connections each (one pool of 64 cost more, as
+    httpcore scans its connections per request), bare POSTs."""
     settings = JudgeSettings(base_urls=[url], model="scripted-judge", concurrency=concurrency)
-    http, slots = judge_http_clients(settings), asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+    http = [httpx.AsyncClient(limits=limits) for _ in range(math.ceil(concurrency / 16))]
+    slots = asyncio.Semaphore(concurrency)
 
     async def one(i: int) -> None:
         async with slots:
@@ -696,15 +701,16 @@ async def _aiohttp_calls(url: str, calls: int, concurrency: int) -> None:
 
 def judge_client_cost(calls: int = 2000, concurrency: int = 64) -> list[dict[str, Any]]:
     """Client CPU per judge call (this process's user+system time, the judge in its own process answering at
-    once), for the service's JudgeClient (httpx) and a bare aiohttp client, on asyncio's loop and on uvloop."""
-    clients = {"httpx JudgeClient": _judge_client_calls, "httpx, bare POST": _httpx_calls,
+    once), for the service's JudgeClient (aiohttp since 2026-12-02), the httpx clients it had before, and a bare
+    aiohttp client (the floor), on asyncio's loop and on uvloop. Each run opens its own connections."""
+    clients = {"JudgeClient (aiohttp)": _judge_client_calls, "httpx, bare POST": _httpx_calls,
                "aiohttp, bare POST": _aiohttp_calls}  # fmt: skip
     rows = []
     with JudgeProcess(latency_ms=0, capacity=100_000) as judge:
         for name, calls_fn in clients.items():
             for loop in ("asyncio", "uvloop"):
                 with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
-                    runner.run(calls_fn(judge.url, 64, concurrency))  # warm: connections open
+                    runner.run(calls_fn(judge.url, 64, concurrency))  # warm: imports, first-call costs
                     cpu, started = time.process_time(), time.perf_counter()
                     runner.run(calls_fn(judge.url, calls, concurrency))
                     cpu, wall = time.process_time() - cpu, time.perf_counter() - started
