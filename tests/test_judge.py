@@ -301,3 +301,18 @@ def test_a_reply_keeps_its_status_headers_and_body():
 
     reply = asyncio.run(_against(serve))
     assert reply.status == 429 and reply.headers.get("retry-after") == "2" and reply_content(reply) == "NO"
+
+
+def test_judge_calls_do_not_go_through_a_proxy_from_the_environment(monkeypatch):
+    # README: judges are reached directly. A proxy variable pointing nowhere must not break the call.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    body = b'{"choices": [{"message": {"content": "YES"}}]}'
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        await writer.drain()
+        writer.close()
+
+    assert reply_content(asyncio.run(_against(serve))) == "YES"
