@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 import pytest
 
-from medix_reward.judge import JudgeClient, JudgeError, JudgeStats, is_yes, judge_messages, reply_content
+from medix_reward.devtools.scripted_judge import ScriptedJudge
+from medix_reward.judge import (
+    JudgeClient,
+    JudgeError,
+    JudgeStats,
+    is_yes,
+    judge_messages,
+    open_judge_transport,
+    reply_content,
+)
 from medix_reward.judge_http import AiohttpTransport, JudgeTimeout, JudgeUnreachable
 from medix_reward.settings import JudgeSettings
 from tests.helpers import HandlerTransport
@@ -316,3 +326,27 @@ def test_judge_calls_do_not_go_through_a_proxy_from_the_environment(monkeypatch)
         writer.close()
 
     assert reply_content(asyncio.run(_against(serve))) == "YES"
+
+
+def test_readiness_probe_is_not_queued_behind_a_full_pool_of_slow_calls():
+    # Every one of `concurrency` calls is in flight on a slow judge: /ready's GET /models (2 s timeout) must still
+    # get a connection, or a busy pod would be taken out of service for being busy.
+    with ScriptedJudge(latency_s=3.0) as judge:
+
+        async def main() -> tuple[bool, float]:
+            settings = JudgeSettings(base_urls=[judge.url], model=judge.model, concurrency=4, adaptive=False)
+            transport = open_judge_transport(settings)
+            client = JudgeClient(settings, transport)
+            try:
+                calls = [asyncio.ensure_future(client.verdict(f"a{i}", "t", JudgeStats())) for i in range(4)]
+                await asyncio.sleep(0.5)  # all four connections busy
+                started = time.perf_counter()
+                reachable = await client.reachable()
+                waited = time.perf_counter() - started
+                await asyncio.gather(*calls)
+                return reachable, waited
+            finally:
+                await transport.aclose()
+
+        reachable, waited = asyncio.run(main())
+    assert reachable and waited < 1.0

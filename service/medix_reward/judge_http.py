@@ -43,14 +43,19 @@ class JudgeTransport(Protocol):
     async def aclose(self) -> None: ...
 
 
+# Connections beyond the calls in flight, for readiness probes (GET /models): with every call slot busy on a
+# slow judge, a probe queued behind them timed out and /ready said the judge was gone (tested).
+_PROBE_CONNECTIONS = 2
+
+
 class AiohttpTransport:
-    """A pool of at most `connections` keep-alive connections, shared by every replica. Open it inside the
-    running event loop (aiohttp binds a session to it)."""
+    """A pool of keep-alive connections shared by every replica: `connections` for calls, and a few for
+    probes. Open it inside the running event loop (aiohttp binds a session to it)."""
 
     def __init__(self, connections: int):
         # No trust_env: judges are reached directly, not through HTTP(S)_PROXY. aiohttp would look the proxy
         # and netrc up in a thread on every request, which doubled the CPU per call (profiled).
-        connector = aiohttp.TCPConnector(limit=connections)
+        connector = aiohttp.TCPConnector(limit=connections + _PROBE_CONNECTIONS)
         self._session = aiohttp.ClientSession(connector=connector, trust_env=False, raise_for_status=False)
 
     async def send(
