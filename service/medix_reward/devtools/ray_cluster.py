@@ -68,8 +68,12 @@ def local_cluster(cpus_per_node: tuple[int, ...] = (2, 2)) -> Iterator[RayCluste
     # Ray 2.60 turns token authentication on for a new cluster, but a driver given an address reads its auth mode
     # when ray is imported: this throwaway cluster on 127.0.0.1 runs without (its GCS and raylets still bind every
     # interface: Ray has no loopback-only option). A real cluster keeps Ray's default and shares its token.
+    # Requests all enter through the head's proxy here, and a proxy prefers replicas on its own node while they are
+    # below max_ongoing_requests: with that, a replica on the second node got none of 16 requests in one CI run.
+    # A real cluster spreads requests over every node's proxy (a load balancer); this one asks its one proxy to.
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "RAY_USAGE_STATS_ENABLED": "0", **_FAST_AUTOSCALING}  # fmt: skip
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_SERVE_PROXY_PREFER_LOCAL_NODE_ROUTING": "0",
+           **_FAST_AUTOSCALING}  # fmt: skip
     head, *others = cpus_per_node
     head_args = [f"--port={port}", "--node-ip-address=127.0.0.1", f"--num-cpus={head}", "--include-dashboard=false",
                  f"--temp-dir={temp}"]  # fmt: skip
