@@ -86,7 +86,7 @@ JUDGE_DOWN_CODES = frozenset({"judge_unreachable", "judge_timeout", "judge_http_
 
 
 def open_judge_transport(settings: JudgeSettings) -> JudgeTransport:
-    """The keep-alive pool of a judge: as many connections as calls may be in flight."""
+    """The keep-alive pool of a judge: a connection per call that may be in flight, and two for probes."""
     return AiohttpTransport(settings.concurrency)
 
 

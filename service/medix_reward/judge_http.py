@@ -1,7 +1,7 @@
 """The judge's HTTP: one keep-alive aiohttp session, behind a two-method seam that JudgeClient sees.
 
-aiohttp, not httpx: at 64 calls in flight the service's httpx clients spent ~5 ms of CPU per judge call on
-this project's CPU against aiohttp's ~0.4 ms (`make bench`, "judge client CPU per call"). That CPU is taken
+aiohttp, not httpx: at 64 calls in flight the service's httpx clients spent ~2 ms of CPU per judge call on
+this project's CPU against 0.25-0.47 ms here (`make bench`, "judge client CPU per call"). That CPU is taken
 from the encoder on a CPU node, and it caps how many calls per second one process can drive to GPU judges.
 What a call can end in is all JudgeClient needs: a `JudgeReply`, or `JudgeTimeout` / `JudgeUnreachable`;
 statuses, retries, Retry-After, replicas and limits stay in judge.py.
