@@ -13,7 +13,7 @@ OPENRLHF_BIN := .venv-openrlhf/bin
 RAY_VENV ?= .venv-ray
 RAY_BIN := $(RAY_VENV)/bin
 
-.PHONY: install judge test test-fast test-trainers run serve openapi bench redis-server test-ray
+.PHONY: install judge test test-fast test-trainers run serve openapi bench redis-server promtool tmux test-ray
 
 install: $(VENV)/.installed
 
@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 judge: install
 	$(BIN)/medix-reward judge prepare
 
-test: install judge redis-server
+test: install judge redis-server promtool tmux
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
@@ -35,12 +35,19 @@ test: install judge redis-server
 	$(MAKE) test-ray
 
 # Without the integration tier (no vLLM judge needed).
-test-fast: install redis-server
+test-fast: install redis-server promtool tmux
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not integration and not trainers and not ray"
 
 # The shared-cache tests start a real redis-server (Debian's package); installed only when it is missing.
 redis-server:
 	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+
+# The alerting rules' tests run promtool (Debian's prometheus package), the `top` test a real terminal (tmux).
+promtool:
+	@command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq prometheus)
+
+tmux:
+	@command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux)
 
 # The trainer tier: the trainers' own code against the live service, each trainer in a venv of its own with
 # its pins (verl's transformers pin excludes TRL's): TRL's GRPOTrainer trains the packaged SmolLM2 policy

@@ -63,6 +63,13 @@ class RewardItem(_Request):
     group_id: str | int | None = Field(
         default=None, description="Items sharing it are one GRPO group; the response carries its statistics."
     )
+    group_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_536,
+        description="The group's declared size: once this many members have arrived, in this request or across "
+        "requests, the service closes the group and counts its statistics (GET /stats, /metrics). Optional.",
+    )
     prompt: str | None = Field(default=None, description="Accepted for logging; not used in scoring.")
 
     @model_validator(mode="after")
@@ -183,6 +190,41 @@ class GroupStats(_Response):
     mean: float | None
     std: float | None = Field(description="Population standard deviation of overall over scored members.")
     uniform: bool = Field(description="Every scored member got the same overall: no GRPO learning signal.")
+
+
+class ClosedGroup(GroupStats):
+    reason: Literal["size", "window", "evicted"] = Field(
+        description="size: its declared group_size arrived; window: its window ended first; evicted: the oldest "
+        "open group, closed early because too many groups were open."
+    )
+
+
+class PresetRates(_Response):
+    """One preset's items over the service's rolling window (telemetry.window_s)."""
+
+    items: int
+    refusal_ratio: float | None = Field(description="Share of items refused (details.rejection set).")
+    refusals: dict[str, int] = Field(description="Refused items by rule.")
+    judge_yes_ratio: float | None = Field(description="Share of judged items whose first verdict was YES.")
+    disagreement_ratio: float | None = Field(
+        description="Share of judge YES whose embedding similarity is below the disagreement level: the two "
+        "model signals disagreeing, the early sign of a policy that fools the judge."
+    )
+    alarm: bool = Field(description="The refusal ratio is above telemetry.refusal_alert_ratio.")
+
+
+class GroupsSummary(_Response):
+    open: int = Field(description="Groups gathering members now.")
+    closed: dict[str, int] = Field(description="Groups closed since start, by reason (see ClosedGroup.reason).")
+    degenerate: int = Field(description="Closed groups whose scored members all got the same overall.")
+    degenerate_share: float | None
+    recent: list[ClosedGroup] = Field(description="The most recently closed groups, newest last.")
+
+
+class StatsResponse(_Response):
+    window_s: float
+    presets: dict[str, PresetRates]
+    groups: GroupsSummary
 
 
 class StageTimes(_Response):

@@ -19,6 +19,7 @@ from medix_reward.observability import RequestContext
 from medix_reward.pipeline import open_pipeline
 from medix_reward.routes import PROTECTED_PATHS, operations, scoring
 from medix_reward.settings import Settings
+from medix_reward.telemetry import RewardTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,16 @@ def create_app(
     """Build the service. Tests inject a fake encoder or judge transport; production loads both from settings."""
     settings = settings or Settings()
     metrics = Metrics()
+    telemetry = RewardTelemetry(settings.telemetry, metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.auth.keys and settings.host not in _LOOPBACK:
             log.warning("listening on %s with no API keys: anyone who reaches it can use it", settings.host)
         # On exit uvicorn has stopped accepting and finished in-flight requests.
-        async with open_pipeline(settings, encoder=encoder, judge_transport=judge_transport, metrics=metrics) as pipe:
+        async with open_pipeline(
+            settings, encoder=encoder, judge_transport=judge_transport, metrics=metrics, telemetry=telemetry
+        ) as pipe:
             app.state.pipeline = pipe
             log.info("medix-reward %s ready on embedder %s", __version__, settings.embedder.model)
             yield
@@ -53,6 +57,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.telemetry = telemetry
     app.state.admission = Admission(settings.limits, metrics)
     # The last added runs first: ids and metrics, then the key, then the body size and its pace, then the app.
     app.add_middleware(BodyTimeout, timeout_s=settings.limits.body_timeout_s)

@@ -37,6 +37,7 @@ from medix_reward.judge_http import JudgeTransport
 from medix_reward.metrics import Metrics
 from medix_reward.rules import EffectiveReward, Pair, check, effective_reward, model_pair, score_item
 from medix_reward.settings import Settings
+from medix_reward.telemetry import RewardTelemetry, tally
 from medix_reward_client.groups import group_stats
 from medix_reward_client.schema import (
     GroupStats,
@@ -98,8 +99,10 @@ class RewardPipeline:
         embeddings: EmbeddingCache,
         metrics: Metrics | None = None,
         evaluator: Evaluator | None = None,
+        telemetry: RewardTelemetry | None = None,
     ):
         self.settings = settings
+        self.telemetry = telemetry
         self.judge = judge
         self.embeddings = embeddings
         self.metrics = metrics
@@ -169,6 +172,9 @@ class RewardPipeline:
                 await asyncio.to_thread(_record, self.metrics, response)
             else:
                 _record(self.metrics, response)
+        if self.telemetry is not None:
+            counting = (request.items, results, reward.preset, self.telemetry.disagree_below(reward.embed_threshold))
+            self.telemetry.record(await asyncio.to_thread(tally, *counting) if large else tally(*counting))
         return response
 
     async def _judge_all(
@@ -241,6 +247,7 @@ async def open_pipeline(
     encoder: Encoder | None = None,
     judge_transport: JudgeTransport | None = None,
     metrics: Metrics | None = None,
+    telemetry: RewardTelemetry | None = None,
 ) -> AsyncIterator[RewardPipeline]:
     """A pipeline with its encoder loaded and warm, its micro-batcher running and its judge clients open;
     all of it closed on exit. The app's lifespan and the benchmark both run the service's parts this way."""
@@ -267,7 +274,7 @@ async def open_pipeline(
         # Warm up on the encoder's own worker thread: torch sets up its thread pool per calling thread.
         await batcher.embed(["warm-up"])
         embeddings = EmbeddingCache(batcher, settings.embedder.cache_size, settings.embedder.cache_bytes)
-        yield RewardPipeline(settings, judge, embeddings, metrics, evaluator)
+        yield RewardPipeline(settings, judge, embeddings, metrics, evaluator, telemetry)
     finally:
         await batcher.stop()
         if judge_transport is None:  # an injected one is its owner's to close

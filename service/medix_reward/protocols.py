@@ -13,15 +13,30 @@ judge call of the request did) fails the call with 502 `unscored`, so the traine
 `adapters.fallback` is set, which is then logged and counted. routes.py applies that policy (scores.py);
 this module only translates.
 These shapes are the trainers', so unknown fields are ignored rather than refused.
+
+Neither carries a group id: a sample's group is its prompt (`prompt_group_id`), so a GRPO group's samples,
+sent one per call, meet in the service's cross-request group statistics (groups.py). An OpenRLHF call without
+`prompts` has no prompt to group by.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medix_reward_client.schema import COMPONENTS, RewardItem, RewardRequest
+
+
+def prompt_group_id(prompt: str | list[dict[str, object]] | None) -> str | None:
+    """The group of a sample whose trainer sends no group id: a digest of its prompt text (a chat prompt as
+    canonical JSON). None without a prompt."""
+    if not prompt:
+        return None
+    text = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, ensure_ascii=False)
+    return "prompt:" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 class _Foreign(BaseModel):
@@ -46,7 +61,11 @@ class OpenRLHFRequest(_Foreign):
         prompts = self.prompts or [""] * len(self.query)
         return RewardRequest(
             items=[
-                RewardItem(response=without_end_markers(query.removeprefix(prompt)), ground_truth=label)
+                RewardItem(
+                    response=without_end_markers(query.removeprefix(prompt)),
+                    ground_truth=label,
+                    group_id=prompt_group_id(prompt),
+                )
                 for query, prompt, label in zip(self.query, prompts, self.labels, strict=True)
             ]
         )
@@ -92,7 +111,8 @@ class SlimeRequest(_Foreign):
         return "label"
 
     def to_reward_request(self) -> RewardRequest:
-        return RewardRequest(items=[RewardItem(response=self.response, ground_truth=self.label)])
+        item = RewardItem(response=self.response, ground_truth=self.label, group_id=prompt_group_id(self.prompt))
+        return RewardRequest(items=[item])
 
 
 class SlimeResponse(BaseModel):

@@ -28,7 +28,8 @@ from medix_reward.protocols import (
     slime_response,
 )
 from medix_reward.settings import Settings
-from medix_reward_client.schema import EvaluateRequest, EvaluateResponse, RewardRequest, RewardResponse
+from medix_reward.telemetry import RewardTelemetry
+from medix_reward_client.schema import EvaluateRequest, EvaluateResponse, RewardRequest, RewardResponse, StatsResponse
 from medix_reward_client.scores import float_scores, whole_request_scores
 
 P = ParamSpec("P")
@@ -47,6 +48,10 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def get_telemetry(request: Request) -> RewardTelemetry:
+    return request.app.state.telemetry
+
+
 def get_pipeline(request: Request) -> RewardPipeline:
     return request.app.state.pipeline
 
@@ -59,6 +64,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 PipelineDep = Annotated[RewardPipeline, Depends(get_pipeline)]
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
+TelemetryDep = Annotated[RewardTelemetry, Depends(get_telemetry)]
 
 
 def with_cancellation(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -207,6 +213,12 @@ async def prometheus_metrics(request: Request, metrics: MetricsDep) -> Response:
                 metrics.judge_limit.labels(replica).set(limit.limit)
                 metrics.judge_waiting.labels(replica).set(limit.waiting)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@operations.get("/stats", response_model=StatsResponse)
+async def stats(telemetry: TelemetryDep) -> Response:
+    """What the reward saw over the rolling window, per preset, and the GRPO groups gathered across requests."""
+    return Response(telemetry.stats().model_dump_json(), media_type="application/json")
 
 
 @operations.get("/config", dependencies=[Security(_bearer)], responses=documented(401))

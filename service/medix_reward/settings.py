@@ -271,6 +271,40 @@ class CacheSettings(_Group):
         return url
 
 
+class TelemetrySettings(_Group):
+    """What the reward sees over time: rolling rates, the refusal alarm, and group statistics across requests."""
+
+    window_s: float = Field(default=300.0, gt=0, description="The rolling window of the rates in /stats and /metrics.")
+    refusal_alert_ratio: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="A preset's share of refused items over the window above which the service logs a warning and "
+        "sets medix_reward_refusal_alarm; exported as medix_reward_refusal_alert_ratio for the alerting rules.",
+    )
+    min_items: int = Field(default=50, ge=1, description="Fewer items in a preset's window raise no alarm.")
+    disagree_below: float | None = Field(
+        default=None,
+        ge=-1,
+        le=1,
+        description="A judge YES with an embedding similarity below this counts as the signals disagreeing; "
+        "default: the request's embed_threshold.",
+    )
+    group_window_s: float = Field(
+        default=600.0, gt=0, description="How long a group gathers members across requests after its first one."
+    )
+    group_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="The size of groups that declare none (e.g. the trainer's samples per prompt, for the OpenRLHF "
+        "and slime routes); None: such groups close when their window ends.",
+    )
+    max_open_groups: int = Field(
+        default=65_536, ge=1, description="Groups gathering at once; beyond it the oldest is closed (evicted)."
+    )
+    recent_groups: int = Field(default=100, ge=0, description="Closed groups listed in GET /stats.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIX_REWARD_", env_nested_delimiter="__", extra="forbid")
 
@@ -285,6 +319,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
     cache: CacheSettings = CacheSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
