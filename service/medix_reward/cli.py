@@ -1,6 +1,6 @@
 """`medix-reward`: serve (one uvicorn worker per process: it holds a GPU model), openapi, score (offline
 scoring; needs only the client), evaluate (a checkpoint's answers by the evaluation protocol; client only),
-scripted-judge, judge (the local vLLM judge)."""
+scripted-judge, judge (the local vLLM judge), top (a live view of a running service)."""
 
 from __future__ import annotations
 
@@ -130,6 +130,12 @@ def _integrity(args: argparse.Namespace) -> None:
     integrity_main(args)
 
 
+def _top(args: argparse.Namespace) -> None:
+    from medix_reward.cli_top import run
+
+    run(args.url, args.interval, once=args.once)
+
+
 def _judge(args: argparse.Namespace) -> None:
     stack = JudgeStack(home=Path(args.home), model=args.model)
     if args.action == "prepare":
@@ -225,6 +231,11 @@ def main(argv: list[str] | None = None) -> None:
     integrity.add_argument("--items", default=None, help="write every item's result per configuration here (JSONL)")
     integrity.add_argument("--only", nargs="*", default=None, help="run only these configurations (by name)")
     integrity.set_defaults(run=_integrity)
+    top = commands.add_parser("top", help="a live terminal view of a running service, from its /metrics")
+    top.add_argument("--url", default=None, help="the service; default $MEDIX_REWARD_URL or http://127.0.0.1:8080")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    top.add_argument("--once", action="store_true", help="print one frame (two scrapes, --interval apart) and exit")
+    top.set_defaults(run=_top)
     judge = commands.add_parser("judge", help="the local vLLM judge on CPU: prepare, start or stop it")
     judge.add_argument("action", choices=["prepare", "start", "stop"])
     judge.add_argument("--home", default=str(DEFAULT_HOME), help="where its venv, model, PID file and log live")

@@ -10,8 +10,10 @@ on exactly what the service exported: quiet while the answers are correct, firin
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from medix_reward.devtools.common import grpo_items
 from medix_reward.devtools.integrity import CORPUS
 
 ALERTS = Path(__file__).resolve().parents[3] / "deploy" / "alerts.yml"
@@ -69,6 +72,25 @@ def drift_run(url: str, shares: list[float], *, items: int = 40, preset: str = "
             rounds.append({"attack_share": share, "refusal_ratio": stats.get("refusal_ratio"),
                            "alarm": stats.get("alarm"), "series": scrape(client)})  # fmt: skip
     return rounds
+
+
+def demo_traffic(url: str, stop: threading.Event, *, items: int = 40, seed: int = 0) -> None:
+    """Traffic for `medix-reward top` until `stop` is set: hardened rounds drifting from correct answers to
+    attacks, medix-r1 GRPO groups on /reward, and one-sample-per-call slime traffic grouped by prompt."""
+    rng = random.Random(seed)
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for step in itertools.count():
+            if stop.is_set():
+                return
+            share = min(0.8, max(0.0, 0.1 * (step - 4)))
+            client.post("/reward", json={"items": round_items(share, items, rng), "options": {"preset": "hardened"}})
+            group = grpo_items(4, 8, seed=step, first_prompt=4 * step)
+            for item in group:
+                item["group_id"], item["group_size"] = f"step{step}-{item['group_id']}", 8
+            client.post("/reward", json={"items": group})
+            for row in round_items(share, 4, rng):
+                slime = {"prompt": f"case {row['id']}", "response": row["response"], "label": row["ground_truth"]}
+                client.post("/slime/reward", json=slime)
 
 
 def _selector(series: Series) -> str:
