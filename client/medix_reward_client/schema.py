@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 Component = Literal["format", "modality", "accuracy_llm", "accuracy_embed"]
 COMPONENTS: tuple[Component, ...] = ("format", "modality", "accuracy_llm", "accuracy_embed")
@@ -25,6 +25,11 @@ Preset = Literal["medix-r1", "hardened"]
 PRESETS: tuple[Preset, ...] = ("medix-r1", "hardened")
 # A string that may be left out but not sent as null (the spec says so, and the server refuses null).
 OmittableStr = Annotated[str | None, WithJsonSchema({"type": "string"})]
+# A group's declared size, a JSON integer: JSON Schema counts 8.0 as one, so a whole float is taken (strict mode
+# alone refuses it).
+GroupSize = Annotated[
+    int, Field(ge=1, le=65_536), BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)
+]
 
 
 class _Request(BaseModel):
@@ -63,10 +68,8 @@ class RewardItem(_Request):
     group_id: str | int | None = Field(
         default=None, description="Items sharing it are one GRPO group; the response carries its statistics."
     )
-    group_size: int | None = Field(
+    group_size: GroupSize | None = Field(
         default=None,
-        ge=1,
-        le=65_536,
         description="The group's declared size: once this many members have arrived, in this request or across "
         "requests, the service closes the group and counts its statistics (GET /stats, /metrics). Optional.",
     )
