@@ -4,8 +4,10 @@ Prometheus series and the alerting rules (promtool), on the real app over loopba
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import math
+import random
 import shutil
 import statistics
 import subprocess
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -64,15 +67,15 @@ def test_rolling_counts_forget_what_left_the_window():
 # -- groups across requests --------------------------------------------------------------------------------
 
 
-def closed_stats(tracker: GroupTracker) -> dict:
-    return {g.group_id: g for g in tracker.recent}
+def arrivals(values: list[float | None], size: int | None = None) -> Arrivals:
+    return Arrivals(size=size, overalls=values)
 
 
 def test_a_group_closes_at_its_declared_size_with_the_statistics_of_one_request():
     values = [0.1, 0.9, None, 0.9, 0.55, 0.1]
     tracker = GroupTracker(window_s=60, max_open=10)
     for i, value in enumerate(values):  # one member per request
-        tracker.add([("g", Arrivals([value], size=len(values)))], now=float(i))
+        tracker.add([("g", arrivals([value], size=len(values)))], now=float(i))
         assert tracker.open_count == (0 if i == len(values) - 1 else 1)
     (closed,) = tracker.recent
     results = [ItemResult.model_validate(_result("g", v)) for v in values]
@@ -84,11 +87,33 @@ def test_a_group_closes_at_its_declared_size_with_the_statistics_of_one_request(
     assert closed.mean == pytest.approx(batched.mean) and closed.std == pytest.approx(batched.std)
 
 
+def test_any_split_of_a_group_over_requests_gives_its_statistics():
+    """However a group's members are split over requests (summed per request, then merged), the closed group has
+    the statistics `group_stats` gives for all of them in one request; members past the declared size open the
+    next group."""
+    rng = random.Random(0)
+    values = [rng.choice([None, 0.0, 0.1, 0.55, 0.9, 1.0]) for _ in range(12)]
+    (batched,) = group_stats([ItemResult.model_validate(_result("g", v)) for v in values])
+    for _ in range(30):
+        cuts = sorted(rng.sample(range(1, 12), rng.randint(0, 6)))
+        tracker = GroupTracker(window_s=60, max_open=10)
+        for start, end in itertools.pairwise([0, *cuts, 12]):
+            tracker.add([("g", arrivals(values[start:end], size=12))], now=0)
+        (closed,) = tracker.recent
+        assert (closed.size, closed.scored, closed.uniform) == (batched.size, batched.scored, batched.uniform)
+        assert closed.mean == pytest.approx(batched.mean) and closed.std == pytest.approx(batched.std)
+    tracker = GroupTracker(window_s=60, max_open=10)
+    tracker.add([("g", arrivals([0.2, 0.4], size=3))], now=0)
+    tracker.add([("g", arrivals([0.6, 1.0, 1.0], size=3))], now=1)  # one completes the group, two open the next
+    assert [(g.size, g.mean) for g in tracker.recent] == [(3, pytest.approx(0.4))]
+    assert tracker.open_count == 1
+
+
 def test_groups_close_when_their_window_ends_and_the_oldest_is_evicted_past_the_bound():
     tracker = GroupTracker(window_s=10, max_open=2)
-    tracker.add([("a", Arrivals([1.0, 1.0]))], now=0)
-    tracker.add([("b", Arrivals([0.0]))], now=5)
-    tracker.add([("c", Arrivals([0.5]))], now=6)  # a third open group: "a", the oldest, is evicted
+    tracker.add([("a", arrivals([1.0, 1.0]))], now=0)
+    tracker.add([("b", arrivals([0.0]))], now=5)
+    tracker.add([("c", arrivals([0.5]))], now=6)  # a third open group: "a", the oldest, is evicted
     assert [(g.group_id, g.reason, g.uniform) for g in tracker.recent] == [("a", "evicted", True)]
     tracker.expire(now=15.5)  # b's window (5 → 15) ended, c's has not
     assert [(g.group_id, g.reason) for g in tracker.recent][1:] == [("b", "window")]
@@ -102,7 +127,7 @@ def test_a_flood_of_distinct_group_ids_keeps_memory_bounded():
 
     def flood(start: int, n: int) -> int:
         for i in range(start, start + n):
-            tracker.add([(f"group-{i:09d}", Arrivals([0.5], size=8))], now=float(i) / 1e6)
+            tracker.add([(f"group-{i:09d}", arrivals([0.5], size=8))], now=float(i) / 1e6)
         gc.collect()
         return tracemalloc.get_traced_memory()[0]
 
@@ -295,6 +320,23 @@ def test_the_alerting_rules_are_valid_and_their_unit_tests_pass():
     for command in (["check", "rules", "deploy/alerts.yml"], ["test", "rules", "deploy/alerts.test.yml"]):
         run = subprocess.run(["promtool", *command], cwd=ROOT, capture_output=True, text=True)
         assert run.returncode == 0, run.stdout + run.stderr
+
+
+@needs_promtool
+def test_the_monitoring_profile_loads_the_rules(tmp_path):
+    """Compose mounts deploy/alerts.yml where deploy/prometheus.yml looks for it, and Prometheus's own config
+    check accepts the pair (with that path pointed at the checkout)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in compose["services"]["prometheus"]["volumes"]}
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    (rules,) = config["rule_files"]
+    assert mounts[rules] == "./deploy/alerts.yml"
+    config["rule_files"] = [str(ROOT / "deploy" / "alerts.yml")]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        ["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True
+    )
+    assert run.returncode == 0 and "2 rules found" in run.stdout, run.stdout + run.stderr
 
 
 def test_metric_names_follow_prometheus_conventions(service):

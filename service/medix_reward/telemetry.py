@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from medix_reward.groups import Arrivals, GroupId, GroupTracker
 from medix_reward.metrics import PREFIX
 from medix_reward.settings import TelemetrySettings
-from medix_reward_client.schema import ClosedGroup, GroupsSummary, ItemResult, PresetRates, RewardItem, StatsResponse
+from medix_reward_client.schema import GroupsSummary, ItemResult, PresetRates, RewardItem, StatsResponse
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ def tally(items: Sequence[RewardItem], results: Sequence[ItemResult], preset: st
             if arrivals is None:
                 arrivals = counted.groups[result.group_id] = Arrivals(size=item.group_size)
             arrivals.overalls.append(result.overall)
+    for arrivals in counted.groups.values():
+        _ = arrivals.running  # summed here, on the caller's thread, so that `record` merges per group
     return counted
 
 
@@ -140,19 +142,11 @@ class RewardTelemetry:
             f"{PREFIX}_refusal_alarms", "Times a preset's rolling refusal ratio rose above the level", ["preset"],
             registry=r,
         )  # fmt: skip
-        self.groups_closed = PromCounter(
-            f"{PREFIX}_groups_closed", "Groups gathered across requests and closed, by reason", ["reason"], registry=r
-        )
-        self.groups_degenerate = PromCounter(
-            f"{PREFIX}_groups_degenerate", "Closed groups whose scored members all got the same overall", registry=r
-        )
-        for reason in ("size", "window", "evicted"):
-            self.groups_closed.labels(reason)
         self.windows: dict[str, RollingCounts] = {}
         self.alarm: dict[str, bool] = {}
         self.groups = GroupTracker(
             settings.group_window_s, settings.max_open_groups, default_size=settings.group_size,
-            recent=settings.recent_groups, on_close=self._group_closed,
+            recent=settings.recent_groups,
         )  # fmt: skip
         registry.register(_RollingCollector(self))
 
@@ -201,7 +195,7 @@ class RewardTelemetry:
         closed = sum(tracker.closed.values())
         groups = GroupsSummary(
             open=tracker.open_count, closed=dict(tracker.closed), degenerate=tracker.degenerate,
-            degenerate_share=_ratio(tracker.degenerate, closed), recent=list(tracker.recent),
+            degenerate_share=_ratio(tracker.degenerate, closed), recent=tracker.recent,
         )  # fmt: skip
         return StatsResponse(window_s=self.settings.window_s, presets=self.rates(), groups=groups)
 
@@ -223,11 +217,6 @@ class RewardTelemetry:
         elif was and not on:
             log.info("refusal rate back under %.2f for preset %s", level, preset, extra={"fields": {"preset": preset}})
         self.alarm[preset] = on
-
-    def _group_closed(self, group: ClosedGroup) -> None:
-        self.groups_closed.labels(group.reason).inc()
-        if group.uniform:
-            self.groups_degenerate.inc()
 
 
 class _RollingCollector(Collector):
@@ -279,3 +268,14 @@ class _RollingCollector(Collector):
         open_groups = GaugeMetricFamily(f"{PREFIX}_groups_open", "Groups gathering members across requests now")
         open_groups.add_metric([], t.groups.open_count)
         yield open_groups
+        closed = CounterMetricFamily(
+            f"{PREFIX}_groups_closed", "Groups gathered across requests and closed, by reason", labels=["reason"]
+        )
+        for reason, n in t.groups.closed.items():
+            closed.add_metric([reason], n)
+        yield closed
+        degenerate = CounterMetricFamily(
+            f"{PREFIX}_groups_degenerate", "Closed groups whose scored members all got the same overall"
+        )
+        degenerate.add_metric([], t.groups.degenerate)
+        yield degenerate
