@@ -25,7 +25,7 @@ from medix_reward.devtools.common import grpo_items
 from medix_reward.devtools.drift import drift_run, promtool_test
 from medix_reward.devtools.scripted_judge import gullible
 from medix_reward.groups import Arrivals, GroupTracker
-from medix_reward.protocols import prompt_group_id
+from medix_reward.protocols import OpenRLHFRequest, prompt_group_id
 from medix_reward.settings import TelemetrySettings
 from medix_reward.telemetry import RewardTelemetry, RollingCounts, Tally
 from medix_reward_client.groups import group_stats
@@ -245,6 +245,14 @@ def test_one_sample_per_call_gives_the_group_statistics_of_one_batched_request(l
     metrics = samples(httpx.get(f"{one_by_one.url}/metrics").text)
     assert metrics[("medix_reward_groups_closed_total", (("reason", "size"),))] == prompts
     assert metrics[("medix_reward_groups_open", ())] == 0
+
+
+def test_the_trainer_routes_group_by_prompt_text():
+    chat = [{"role": "user", "content": "What does the film show?"}]
+    assert prompt_group_id("Q1") == prompt_group_id("Q1") != prompt_group_id("Q2")
+    assert prompt_group_id(chat) == prompt_group_id([{"content": "What does the film show?", "role": "user"}])
+    assert prompt_group_id(None) is None and prompt_group_id("") is None  # no prompt, no group
+    assert OpenRLHFRequest(query=["x"], labels=["<X_RAY> a"]).to_reward_request().items[0].group_id is None
 
 
 def test_group_size_on_reward_items_closes_groups_across_requests(service):
