@@ -13,7 +13,7 @@ OPENRLHF_BIN := .venv-openrlhf/bin
 RAY_VENV ?= .venv-ray
 RAY_BIN := $(RAY_VENV)/bin
 
-.PHONY: install judge test test-fast test-trainers run serve openapi bench redis-server promtool tmux test-ray
+.PHONY: install judge test test-fast test-trainers run serve openapi bench redis-server promtool tmux test-ray image image-tools test-image
 
 install: $(VENV)/.installed
 
@@ -104,3 +104,15 @@ openapi: install
 # The benchmark: table on stdout, JSON and plot into docs/.
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/medix-reward bench --json docs/benchmarks.json --plot docs/benchmarks.png
+
+# The image: builds the Dockerfile with buildah on a local Debian base and CPU torch, runs its CMD as its own user
+# against a scripted judge, scores a batch and runs its HEALTHCHECK (scripts/image.sh; as root, no Docker engine).
+# Not in `make test`: from a clean cache it takes close to the 10 minutes a CI tier may add (docs/image.md).
+image: install image-tools
+	PYTHON=$(BIN)/python ./scripts/image.sh
+
+test-image: image
+
+image-tools:
+	@for tool in buildah podman debootstrap ip curl; do command -v $$tool >/dev/null || missing=1; done; \
+	  [ -z "$$missing" ] || (apt-get update -qq && apt-get install -y -qq buildah podman debootstrap iproute2 curl)

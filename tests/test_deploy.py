@@ -1,15 +1,19 @@
-"""The deployment files, checked as far as a machine without a Docker engine allows: docker-compose.yml
-parses and agrees with the service (variable names are real settings, ports, health-check paths, the
-judge's address and model name), the Dockerfile builds the way the README says, Prometheus scrapes a
-path that exists."""
+"""The deployment files, checked as far as a machine without a Docker engine allows: docker-compose.yml is
+valid to compose implementations and agrees with the service (variable names are real settings, ports,
+health-check paths, the judge's address and model name), the Dockerfile builds the way the README says,
+Prometheus scrapes a path that exists. `make image` builds the Dockerfile and runs the image (scripts/image.sh)."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from compose_spec import PyCompose
 
 from medix_reward.app import create_app
 from medix_reward.settings import Settings
@@ -89,9 +93,64 @@ def test_prometheus_scrapes_the_metrics_path():
 
 def test_dockerfile_shape():
     lines = [line.strip() for line in DOCKERFILE.splitlines()]
+    assert "ARG BASE=python:3.11-slim" in lines and "FROM ${BASE}" in lines  # the GPU node's default base
+    assert "ARG TORCH=torch" in lines  # PyPI's Linux wheel, the CUDA build; make image passes a CPU one
+    torch = next(i for i, line in enumerate(lines) if line.startswith("RUN pip install") and '"$TORCH"' in line)
     deps = next(i for i, line in enumerate(lines) if "pip install '.[server]'" in line)
     source = next(i for i, line in enumerate(lines) if line.startswith("COPY service/"))
-    assert deps < source  # dependencies in a layer before the source
+    assert torch < deps < source  # torch, then the dependencies, in layers before the source
     assert any(line.startswith("USER ") and "root" not in line for line in lines)
     assert 'CMD ["medix-reward", "serve"]' in lines
     assert "--workers" not in DOCKERFILE  # one process per GPU
+
+
+# docker-compose.yml as compose implementations read it: podman-compose (PyPI) interpolates and normalises it as
+# `docker compose` would, and compose_spec (the Rust crate's Python bindings) parses the result into the Compose
+# Specification's types, refusing unknown keys, bad durations and unknown dependency conditions.
+def compose_config(**env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "podman_compose", "--dry-run", "-f", "docker-compose.yml", "config"]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MEDIX_REWARD_", "HF_TOKEN"))}
+    return subprocess.run(command, cwd=ROOT, env=environ | env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def normalised_text() -> str:
+    result = compose_config(MEDIX_REWARD_API_KEYS='["a-key"]')
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def normalised(normalised_text) -> dict:
+    compose = PyCompose.from_yaml(normalised_text)  # raises ValueError on anything outside the specification
+    compose.validate()  # every volume and network a service names is declared
+    return compose.to_dict()
+
+
+def test_compose_implementations_accept_the_file(normalised):
+    assert set(normalised["services"]) == {"judge", "reward"}  # prometheus only under its profile
+    assert normalised["services"]["reward"]["environment"]["MEDIX_REWARD_AUTH__KEYS"] == '["a-key"]'
+
+
+def test_the_reward_service_starts_once_the_judge_is_healthy(normalised):
+    judge, reward = normalised["services"]["judge"], normalised["services"]["reward"]
+    assert reward["depends_on"] == {"judge": {"condition": "service_healthy"}}
+    for service, path in ((judge, "/health"), (reward, "/ready")):
+        check = service["healthcheck"]
+        assert check["test"][0] == "CMD" and path in check["test"][-1]
+        assert check["start_period"] and check["retries"] >= 1  # a model's load fits before failures count
+
+
+def test_compose_refuses_to_start_without_keys():
+    result = compose_config()
+    assert result.returncode != 0 and "MEDIX_REWARD_API_KEYS" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("valid", "invalid"),
+    [("condition: service_healthy", "condition: service_ready"), ("start_period: 300s", "start_period: 5 min")],
+)
+def test_the_specification_types_refuse_a_broken_file(normalised_text, valid, invalid):
+    assert valid in normalised_text
+    with pytest.raises(ValueError):
+        PyCompose.from_yaml(normalised_text.replace(valid, invalid))
