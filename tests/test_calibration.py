@@ -13,7 +13,7 @@ import pytest
 
 from medix_reward import cli
 from medix_reward.calibration import ITEMS, summarise
-from medix_reward.devtools.scripted_judge import ScriptedJudge, known_labels
+from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge, known_labels
 from medix_reward.eval_templates import BUILTIN, check, reply_format
 from medix_reward.evaluate import draw_order
 from medix_reward.judge_check import judge_check
@@ -142,6 +142,17 @@ def test_a_judge_grading_correctly_passes_calibration_and_the_response_says_so(s
     again = evaluate(service, [OPEN]).json()  # calibrated once per judge and settings
     assert again["usage"]["calibration_calls"] == 0 and again["calibration"][0]["passed"]
     assert body["templates_id"] == BUILTIN.id and body["results"][0]["templates"] == BUILTIN.id
+
+
+def test_a_judge_down_during_calibration_fails_the_request_and_is_calibrated_again(live_service, judge):
+    service = live_service(max_retries=0)
+    judge.failing_truths["Naloxone"] = Fault(status=503)  # a calibration item's reference
+    reply = evaluate(service, [OPEN])
+    assert reply.status_code == 502 and reply.json()["error"]["code"] == "judge_http_error"
+    assert "calibration could not finish" in reply.json()["error"]["message"]
+    judge.reset()
+    body = evaluate(service, [OPEN]).json()
+    assert body["calibration"][0]["passed"] and body["usage"]["calibration_calls"] > 0
 
 
 def test_samples_scored_by_rule_need_no_calibration(service, judge):

@@ -280,14 +280,16 @@ class Evaluator:
                 self._calibrations[key] = asyncio.ensure_future(self._calibrate(kind, grading))
             try:
                 outcome, made = await asyncio.shield(self._calibrations[key])
-            except JudgeError:
+            except JudgeError as exc:
                 self._calibrations.pop(key, None)  # the judge was down, not wrong: calibrate again next time
-                raise
+                down = JudgeTimedOut if exc.code == "judge_timeout" else JudgeDown
+                raise down(exc.message, code=exc.code) from None
             outcomes.append(outcome)
             calls += made if started else 0
         failed = [result for result in outcomes if not result.passed]
         if failed and not force:
-            code = "judge_order_bias" if any("order bias" in (r.problem or "") for r in failed) else "judge_calibration"
+            biased = any(r.order_flips is not None and r.order_flips > r.max_order_flips for r in failed)
+            code = "judge_order_bias" if biased else "judge_calibration"
             problems = "; ".join(r.problem or "" for r in failed)
             advice = "use a better judge or templates, or options.force (--force) to grade anyway"
             message = f"{problems}. The table would measure the judge, not the answers; {advice}"
