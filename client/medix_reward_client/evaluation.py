@@ -340,7 +340,8 @@ async def evaluate_file(
     def refused(chunk: list[tuple[int, EvaluateItem]], exc: RewardError) -> None:
         run.refused[type(exc).__name__] += len(chunk)
         if isinstance(exc, APIStatusError) and exc.status == 424:
-            run.uncalibrated = str(exc)
+            error = exc.body.get("error") if isinstance(exc.body, dict) else None
+            run.uncalibrated = f"{error.get('code')}: {error.get('message')}" if isinstance(error, dict) else str(exc)
 
     try:
         await run_chunks(

@@ -273,11 +273,12 @@ class Evaluator:
         if not self.settings.calibration:
             return [], 0
         outcomes, calls = [], 0
+        started = {kind: (kind, grading) not in self._calibrations for kind in kinds}
+        for kind in kinds:  # every kind's calibration runs at once
+            if started[kind]:
+                self._calibrations[(kind, grading)] = asyncio.ensure_future(self._calibrate(kind, grading))
         for kind in kinds:
             key = (kind, grading)
-            started = key not in self._calibrations
-            if started:
-                self._calibrations[key] = asyncio.ensure_future(self._calibrate(kind, grading))
             try:
                 outcome, made = await asyncio.shield(self._calibrations[key])
             except JudgeError as exc:
@@ -285,7 +286,7 @@ class Evaluator:
                 down = JudgeTimedOut if exc.code == "judge_timeout" else JudgeDown
                 raise down(exc.message, code=exc.code) from None
             outcomes.append(outcome)
-            calls += made if started else 0
+            calls += made if started[kind] else 0
         failed = [result for result in outcomes if not result.passed]
         if failed and not force:
             biased = any(r.order_flips is not None and r.order_flips > r.max_order_flips for r in failed)
