@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from medix_reward import cli
-from medix_reward.devtools.scripted_judge import Fault
+from medix_reward.devtools.scripted_judge import Fault, known_labels
 from medix_reward.evaluate import Unparseable, combine, options_of, parse_score, rule_score, strip_reasoning
 from medix_reward_client.evaluation import Report, evaluate_file, report_of, wilson
 from medix_reward_client.schema import EvaluateItem
@@ -129,6 +129,12 @@ def test_wilson_interval_stays_inside_0_1():
 # -- the served protocol, over loopback HTTP ----------------------------------------------------------------
 
 
+def sample_calls(judge) -> list:
+    """The judge's calls about samples, past the calibration items' (calibration runs before a kind's samples)."""
+    known = known_labels()
+    return [call for call in judge.calls if (call.truth, call.answer) not in known]
+
+
 def evaluate(service, items: list[dict], **options) -> httpx.Response:
     body: dict = {"items": items}
     if options:
@@ -144,8 +150,8 @@ def test_a_judge_changing_its_mind_is_outvoted_in_one_conversation(service, judg
     assert result["method"] == "judge" and result["score"] == 0.0 and result["error"] is None
     assert [r["score"] for r in result["rounds"]] == [1.0, 0.0, 0.0]
     # One conversation: each call carries the judge's previous replies; the response reached it without reasoning.
-    assert [call.turn for call in judge.calls] == [0, 1, 2]
-    assert {call.answer for call in judge.calls} == {"Narcan, which reverses it"}
+    assert [call.turn for call in sample_calls(judge)] == [0, 1, 2]
+    assert {call.answer for call in sample_calls(judge)} == {"Narcan, which reverses it"}
 
 
 def test_rounds_and_combination_are_options(service, judge):
@@ -155,7 +161,7 @@ def test_rounds_and_combination_are_options(service, judge):
     judge.reset()
     judge.evaluation_replies["Narcan!"] = ['{"score": 1}', '{"score": 0}', '{"score": 0}']
     result = evaluate(service, [item("Narcan!")], rounds=1).json()["results"][0]
-    assert result["score"] == 1.0 and len(judge.calls) == 1
+    assert result["score"] == 1.0 and len(sample_calls(judge)) == 1
 
 
 def test_an_unparseable_round_is_asked_once_more(service, judge):
@@ -164,7 +170,7 @@ def test_an_unparseable_round_is_asked_once_more(service, judge):
     assert result["score"] == 1.0 and result["error"] is None
     assert [r["score"] for r in result["rounds"]] == [None, 1.0, 1.0, 1.0]
     assert result["rounds"][0]["error"] == "not a JSON object"
-    assert [call.turn for call in judge.calls] == [0, 1, 2, 3]
+    assert [call.turn for call in sample_calls(judge)] == [0, 1, 2, 3]
 
 
 def test_twice_unparseable_fails_the_sample_with_the_reason_never_zero(service, judge):
@@ -192,10 +198,10 @@ def test_multiple_choice_answers_by_rule_save_the_judge_calls(service, judge):
     assert [r["score"] for r in body["results"]] == [1.0, 0.0, 1.0]
     usage = body["usage"]
     assert (usage["rule_decided"], usage["judged"], usage["judge_calls_saved"], usage["judge_calls"]) == (2, 1, 6, 3)
-    assert len(judge.calls) == 3
+    assert len(sample_calls(judge)) == 3
     judge.reset()
     body = evaluate(service, items[:2], rule=False).json()  # the rule off: the judge sees them
-    assert [r["method"] for r in body["results"]] == ["judge", "judge"] and len(judge.calls) == 6
+    assert [r["method"] for r in body["results"]] == ["judge", "judge"] and len(sample_calls(judge)) == 6
 
 
 def test_graded_tasks_average_the_rounds(service, judge):
@@ -292,7 +298,7 @@ def test_evaluate_file_resumes_and_asks_failed_samples_again(service, judge, tmp
     judge.reset()  # the judge behaves now: only the failed sample is asked again
     run = asyncio.run(evaluate_file(source, out, url=service.url, chunk_size=2, progress=io.StringIO()))
     assert (run.skipped, run.evaluated, run.failed) == (4, 1, 0)
-    assert {call.answer for call in judge.calls} == {"Atropine, maybe"}
+    assert {call.answer for call in sample_calls(judge)} == {"Atropine, maybe"}
     report = report_of(out)
     medqa, mimic = report.tasks
     assert (medqa.task, medqa.n, medqa.failed, medqa.score, medqa.by_rule) == ("medqa", 4, 0, 0.5, 2)
@@ -330,4 +336,4 @@ def test_the_sdk_evaluates_too(service):
     with RewardClient(service.url) as client:
         response = client.evaluate([item("B"), item("Naloxone, an antagonist")], {"rounds": 1})
     assert [r.method for r in response.results] == ["rule", "judge"] and response.usage.judge_calls == 1
-    assert response.protocol_version == "medix-eval-v1"
+    assert response.protocol_version == "medix-eval-v2"

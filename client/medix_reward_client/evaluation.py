@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from medix_reward_client._core import RewardError
+from medix_reward_client._core import APIStatusError, RewardError
 from medix_reward_client.client import AsyncRewardClient
 from medix_reward_client.offline import Progress, pending, read_rows, run_chunks
-from medix_reward_client.schema import MEDIX_R1_TASKS, EvaluateItem, EvaluateOptions, EvaluateResult
+from medix_reward_client.schema import MEDIX_R1_TASKS, Calibration, EvaluateItem, EvaluateOptions, EvaluateResult
 
 # Student's t, two-sided 95%, by degrees of freedom (1-30); beyond, the normal 1.96.
 _T95 = (
@@ -60,6 +60,8 @@ class TaskRow:
     ci_low: float | None
     ci_high: float | None
     by_rule: int = 0
+    labelled: int = 0  # scored samples that carry a `label`
+    agree: int = 0  # of those, scored as labelled (graded: both 3 or more, or both below)
 
     @property
     def normalised(self) -> float | None:
@@ -76,6 +78,13 @@ class Report:
     benchmarks_present: int  # of the 17 MediX-R1 benchmarks
     samples: int
     failed: int
+    templates: list[str] = field(default_factory=list)  # the template-set ids the judged rows name
+    judged_labelled: int = 0  # judge-scored samples with a label, all tasks
+    judged_agree: int = 0
+
+    @property
+    def labelled(self) -> bool:
+        return any(row.labelled for row in self.tasks)
 
     @classmethod
     def from_rows(cls, rows: Iterable[dict[str, Any]]) -> Report:
@@ -84,6 +93,8 @@ class Report:
             result = EvaluateResult.model_validate(row)
             by_task.setdefault(result.task, []).append(result)
         tasks = []
+        judged = [r for results in by_task.values() for r in results if r.method == "judge" and r.score is not None]
+        labelled = [r for r in judged if r.label is not None]
         for task in sorted(by_task, key=lambda t: (t not in MEDIX_R1_TASKS, list(MEDIX_R1_TASKS).index(t)
                                                    if t in MEDIX_R1_TASKS else 0, t)):  # fmt: skip
             results = by_task[task]
@@ -93,8 +104,10 @@ class Report:
             if scores:
                 mean = statistics.fmean(scores)
                 low, high = wilson(sum(scores), len(scores)) if kind == "binary" else mean_interval(scores)
+            marked = [r for r in results if r.score is not None and r.label is not None]
             tasks.append(TaskRow(task, kind, len(scores), len(results) - len(scores), mean, low, high,
-                                 sum(r.method == "rule" for r in results)))  # fmt: skip
+                                 sum(r.method == "rule" for r in results), len(marked),
+                                 sum(map(agrees, marked))))  # fmt: skip
         values = [row.normalised for row in tasks if row.normalised is not None]
         return cls(
             tasks=tasks,
@@ -102,27 +115,40 @@ class Report:
             benchmarks_present=sum(row.task in MEDIX_R1_TASKS and row.n > 0 for row in tasks),
             samples=sum(row.n + row.failed for row in tasks),
             failed=sum(row.failed for row in tasks),
+            templates=sorted({r.templates for results in by_task.values() for r in results if r.templates}),
+            judged_labelled=len(labelled),
+            judged_agree=sum(map(agrees, labelled)),
         )
 
-    def markdown(self) -> str:
-        lines = [
-            "| task | kind | n | failed | by rule | score | 95% CI |",
-            "| --- | --- | ---: | ---: | ---: | ---: | --- |",
-        ]
+    def markdown(self, header: list[str] | None = None) -> str:
+        """The table, under `header` (the run's judge, templates and calibration: `EvalRun.header`)."""
+        extra = " agrees with label |" if self.labelled else ""
+        lines = [*(header or []), "| task | kind | n | failed | by rule | score | 95% CI |" + extra,
+                 "| --- | --- | ---: | ---: | ---: | ---: | --- |" + (" ---: |" if extra else "")]  # fmt: skip
         for row in self.tasks:
+            agree = f" {row.agree}/{row.labelled} |" if extra else ""
             lines.append(
                 f"| {row.task} | {row.kind} | {row.n} | {row.failed} | {row.by_rule} | {_value(row.kind, row.score)} "
-                f"| {_interval(row)} |"
+                f"| {_interval(row)} |{agree}"
             )
         macro = "-" if self.macro is None else f"{100 * self.macro:.1f} %"
         scored = sum(row.n > 0 for row in self.tasks)
+        total = f" {sum(r.agree for r in self.tasks)}/{sum(r.labelled for r in self.tasks)} |" if extra else ""
         lines.append(f"| **macro average** ({scored} tasks) | | {self.samples - self.failed} | {self.failed} | | "
-                     f"**{macro}** | |")  # fmt: skip
+                     f"**{macro}** | |{total}")  # fmt: skip
         lines.append("")
         lines.append(
             f"{self.benchmarks_present} of the 17 MediX-R1 benchmarks present; graded tasks (0-5) count as mean / 5 "
             "in the macro average."
         )
+        if self.judged_labelled:
+            lines.append(
+                f"Scored by the judge and labelled: {self.judged_labelled} samples, {self.judged_agree} "
+                f"({self.judged_agree / self.judged_labelled:.0%}) agree with their labels (graded: both 3 or more, "
+                "or both below)."
+            )
+        if len(self.templates) > 1:
+            lines.append(f"Rows graded by {len(self.templates)} template sets: {', '.join(self.templates)}.")
         return "\n".join(lines)
 
     def write_csv(self, path: Path) -> None:
@@ -141,6 +167,9 @@ class Report:
             "benchmarks_present": self.benchmarks_present,
             "samples": self.samples,
             "failed": self.failed,
+            "templates": self.templates,
+            "judged_labelled": self.judged_labelled,
+            "judged_agree": self.judged_agree,
         }
 
     def plot(self, path: Path, title: str = "Evaluation") -> None:
@@ -171,10 +200,27 @@ class Report:
         plt.close(figure)
 
 
+def agrees(result: EvaluateResult) -> bool:
+    """A scored sample scored as labelled: binary, the same 0/1 (majority); graded, both 3 or more or both below."""
+    assert result.score is not None and result.label is not None
+    if result.kind == "graded":
+        return (result.score >= 3) == (result.label >= 3)
+    return (result.score > 0.5) == (result.label > 0.5)
+
+
 def _value(kind: str, score: float | None) -> str:
     if score is None:
         return "-"
     return f"{score:.2f} / 5" if kind == "graded" else f"{100 * score:.1f} %"
+
+
+def _calibration_line(c: Calibration) -> str:
+    flips = "not measured (the template fixes the reply order)" if c.order_flips is None else f"{c.order_flips:.0%}"
+    verdict = "passed" if c.passed else ("FAILED, forced" if c.forced else "FAILED")
+    return (
+        f"{c.kind} agreement {c.agreement:.0%} on {c.items} items of known label (≥ {c.min_agreement:.0%} "
+        f"needed), order flips {flips} (≤ {c.max_order_flips:.0%}), {c.unreadable} unreadable: {verdict}"
+    )
 
 
 def _interval(row: TaskRow) -> str:
@@ -198,7 +244,44 @@ class EvalRun:
     judge_cache_hits: int = 0
     rule_decided: int = 0
     judge_calls_saved: int = 0
+    calibration_calls: int = 0
     seconds: float = 0.0
+    # What the service said it graded with (the last response's): judge, protocol, templates, calibration.
+    judge_model: str | None = None
+    protocol_version: str | None = None
+    templates: dict[str, str] = field(default_factory=dict)
+    templates_id: str | None = None
+    calibration: dict[str, Calibration] = field(default_factory=dict)  # by kind
+    uncalibrated: str | None = None  # the service refused: the judge failed calibration (its message)
+
+    @property
+    def forced(self) -> bool:
+        return any(c.forced for c in self.calibration.values())
+
+    def header(self) -> list[str]:
+        """The lines above the table: what graded it, and how the judge did on calibration."""
+        if self.judge_model is None:
+            return ["Judge, templates and calibration: not known (no sample was sent to the service in this run).", ""]
+        lines = []
+        if self.forced:
+            lines += [f"**FORCED: the judge failed calibration ({self._problems()}); these scores measure the judge "
+                      "as much as the answers.**", ""]  # fmt: skip
+        templates = "; ".join(f"{role} {text}" for role, text in self.templates.items())
+        lines.append(f"Judge `{self.judge_model}`, protocol `{self.protocol_version}`, templates `{self.templates_id}` "
+                     f"({templates}).")  # fmt: skip
+        if self.calibration:
+            lines.append("Calibration: " + "; ".join(_calibration_line(c) for c in self.calibration.values()) + ".")
+        else:
+            lines.append("Calibration: none this run (calibration off, or every sample scored by rule).")
+        return [*lines, ""]
+
+    def _problems(self) -> str:
+        return "; ".join(c.problem or "" for c in self.calibration.values() if not c.passed)
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["calibration"] = [c.model_dump(mode="json") for c in self.calibration.values()]
+        return {**body, "forced": self.forced, "samples_per_s": self.samples_per_s}
 
     @property
     def samples_per_s(self) -> float:
@@ -229,13 +312,13 @@ async def evaluate_file(
     chunk_size: int = 32,
     max_concurrency: int = 4,
     options: EvaluateOptions | None = None,
-    progress: TextIO = sys.stderr,
+    progress: TextIO | None = None,  # default: sys.stderr at call time
     client: AsyncRewardClient | None = None,
 ) -> EvalRun:
     run = EvalRun()
     run.total, run.skipped, todo = pending(in_path, done_lines(out_path), EvaluateItem.model_validate_json)
     service = client or AsyncRewardClient(url, timeout=3600.0)
-    meter = Progress(run.total, run.skipped, unit="samples", stream=progress)
+    meter = Progress(run.total, run.skipped, unit="samples", stream=progress or sys.stderr)
 
     async def send(items: list[EvaluateItem]) -> list[EvaluateResult]:
         response = await service.evaluate(items, options)
@@ -244,6 +327,10 @@ async def evaluate_file(
         run.judge_cache_hits += usage.judge_cache_hits
         run.rule_decided += usage.rule_decided
         run.judge_calls_saved += usage.judge_calls_saved
+        run.calibration_calls += usage.calibration_calls
+        run.judge_model, run.protocol_version = response.judge_model, response.protocol_version
+        run.templates, run.templates_id = response.templates, response.templates_id
+        run.calibration.update({c.kind: c for c in response.calibration})
         return response.results
 
     def add(result: EvaluateResult) -> None:
@@ -252,6 +339,9 @@ async def evaluate_file(
 
     def refused(chunk: list[tuple[int, EvaluateItem]], exc: RewardError) -> None:
         run.refused[type(exc).__name__] += len(chunk)
+        if isinstance(exc, APIStatusError) and exc.status == 424:
+            error = exc.body.get("error") if isinstance(exc.body, dict) else None
+            run.uncalibrated = f"{error.get('code')}: {error.get('message')}" if isinstance(error, dict) else str(exc)
 
     try:
         await run_chunks(
@@ -274,7 +364,7 @@ def write_outputs(report: Report, run: EvalRun, *, csv_path: str | None, json_pa
     if csv_path:
         report.write_csv(Path(csv_path))
     if json_path:
-        body = {**report.to_json(), "run": {**asdict(run), "samples_per_s": run.samples_per_s}}
+        body = {**report.to_json(), "run": run.to_json()}
         Path(json_path).write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
     if plot_path:
         report.plot(Path(plot_path), title)

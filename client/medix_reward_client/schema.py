@@ -310,6 +310,11 @@ class EvaluateItem(_Request):
         "of 'A. text' lines in the question. With options, a clear letter or exact option text is scored by rule.",
     )
     id: str | int | None = Field(default=None, description="Echoed back in the result.")
+    label: float | None = Field(
+        default=None,
+        description="The score the sample should get (binary 0/1, graded 0-5), when known: never shown to the "
+        "judge, echoed in the result, and the report gives the judge's agreement with it.",
+    )
 
 
 class EvaluateOptions(_Request):
@@ -325,6 +330,11 @@ class EvaluateOptions(_Request):
         default=None, description="A model the evaluation judge serves; default evaluate.judge_model."
     )
     rule: bool = Field(default=True, description="Score clear multiple-choice answers by rule, without the judge.")
+    force: bool = Field(
+        default=False,
+        description="Grade even when the judge fails calibration (the response's `calibration` then says so, with "
+        "`forced: true`); otherwise such a request is refused with 424 `judge_calibration`/`judge_order_bias`.",
+    )
 
 
 class EvaluateRequest(_Request):
@@ -349,6 +359,7 @@ class SampleError(_Response):
 
 class EvaluateResult(_Response):
     id: str | int | None = None
+    label: float | None = Field(default=None, description="The item's `label`, echoed.")
     task: str
     kind: EvalKind
     score: float | None = Field(
@@ -359,6 +370,9 @@ class EvaluateResult(_Response):
     )
     rounds: list[RoundResult] = Field(default_factory=list, description="Every judge reply, retries included.")
     error: SampleError | None = Field(default=None, description="Why the sample has no score; never scored 0.")
+    templates: str | None = Field(
+        default=None, description="The id of the templates that graded it (the response's `templates_id`)."
+    )
 
 
 class EvaluateUsage(_Response):
@@ -370,6 +384,25 @@ class EvaluateUsage(_Response):
     judge_cache_hits: int
     failed: int
     seconds: float
+    calibration_calls: int = Field(default=0, description="Judge calls made to calibrate (not cached earlier).")
+
+
+class Calibration(_Response):
+    """How the judge graded the built-in items of known label, each asked in both reply orders."""
+
+    kind: EvalKind
+    items: int
+    agreement: float = Field(description="Share of the verdicts (both orders) that agree with the known labels.")
+    order_flips: float | None = Field(
+        description="Share of items whose verdict changes with the reply order; null: not measured (a template "
+        "without {reply_format} fixes the order)."
+    )
+    unreadable: int = Field(description="Verdicts the judge's replies did not give (counted as disagreeing).")
+    passed: bool
+    min_agreement: float
+    max_order_flips: float
+    forced: bool = Field(default=False, description="Failed, and the request's options.force graded anyway.")
+    problem: str | None = Field(default=None, description="What failed, when it did.")
 
 
 class EvaluateResponse(_Response):
@@ -378,3 +411,8 @@ class EvaluateResponse(_Response):
     protocol_version: str
     judge_model: str
     version: str | None = None
+    calibration: list[Calibration] = Field(
+        default_factory=list, description="Per kind sent to the judge; empty when calibration is off."
+    )
+    templates: dict[str, str] = Field(default_factory=dict, description="Role → template source and SHA-256 prefix.")
+    templates_id: str | None = Field(default=None, description="One hash of the templates together.")

@@ -91,15 +91,18 @@ def _evaluate(args: argparse.Namespace) -> None:
     from medix_reward_client.schema import EvaluateOptions
 
     options = EvaluateOptions(rounds=args.rounds, combine=args.combine, judge_model=args.judge_model,
-                              rule=not args.no_rule)  # fmt: skip
+                              rule=not args.no_rule, force=args.force)  # fmt: skip
     run = asyncio.run(
         evaluate_file(
             Path(args.input), Path(args.output), url=args.url, chunk_size=args.chunk_size,
             max_concurrency=args.concurrency, options=options,
         )
     )  # fmt: skip
+    if run.uncalibrated:  # no table: it would measure the judge, not the answers
+        print(f"medix-reward evaluate: refused, no table written: {run.uncalibrated}", file=sys.stderr)
+        sys.exit(2)
     report = report_of(Path(args.output))
-    text = report.markdown()
+    text = report.markdown(run.header())
     print(text)
     print(run.line())
     if args.markdown:
@@ -136,7 +139,47 @@ def _top(args: argparse.Namespace) -> None:
     run(args.url, args.interval, once=args.once)
 
 
+def _judge_check(args: argparse.Namespace) -> None:
+    """The reward judge (MEDIX_REWARD_JUDGE__*, or --judge-url/--judge-model) on the known pairs; exit 1 if unfit."""
+    import asyncio
+
+    from medix_reward.judge import JudgeClient, JudgeError, open_judge_transport
+    from medix_reward.judge_check import JudgeCheck, check
+    from medix_reward.rules import effective_reward
+    from medix_reward.settings import Settings
+    from medix_reward_client.schema import RewardOptions
+
+    settings = Settings()
+    update: dict[str, object] = {"base_urls": [args.judge_url]} if args.judge_url else {}
+    if args.judge_model:
+        update["model"] = args.judge_model
+    judge = settings.judge.model_copy(update=update)
+    options = RewardOptions(preset=args.preset) if args.preset else None
+    ask = effective_reward(settings.reward, options, settings.hardened).judge_ask
+
+    async def run() -> JudgeCheck:
+        http = open_judge_transport(judge)
+        try:
+            return await check(JudgeClient(judge, http), ask)
+        finally:
+            await http.aclose()
+
+    print(f"reward judge {judge.model} at {', '.join(judge.base_urls)}, prompt {ask.prompt_version}:")
+    try:
+        result = asyncio.run(run())
+    except JudgeError as exc:
+        print(f"  the judge could not be asked: {exc.code}: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+    for line in result.lines():
+        print("  " + line)
+    if not result.passed:
+        sys.exit(1)
+
+
 def _judge(args: argparse.Namespace) -> None:
+    if args.action == "check":
+        _judge_check(args)
+        return
     stack = JudgeStack(home=Path(args.home), model=args.model)
     if args.action == "prepare":
         stack.prepare()
@@ -187,6 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     evaluate.add_argument("--combine", choices=["majority", "mean", "last"], default=None)
     evaluate.add_argument("--judge-model", default=None, help="a model the evaluation judge serves")
     evaluate.add_argument("--no-rule", action="store_true", help="send multiple-choice answers to the judge too")
+    evaluate.add_argument(
+        "--force", action="store_true", help="grade even if the judge fails calibration (the table's header says so)"
+    )
     evaluate.add_argument("--chunk-size", type=int, default=32, help="samples per request")
     evaluate.add_argument("--concurrency", type=int, default=4, help="requests in flight at once")
     evaluate.add_argument("--markdown", default=None, help="write the per-task table here")
@@ -236,8 +282,13 @@ def main(argv: list[str] | None = None) -> None:
     top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
     top.add_argument("--once", action="store_true", help="print one frame (two scrapes, --interval apart) and exit")
     top.set_defaults(run=_top)
-    judge = commands.add_parser("judge", help="the local vLLM judge on CPU: prepare, start or stop it")
-    judge.add_argument("action", choices=["prepare", "start", "stop"])
+    judge = commands.add_parser(
+        "judge", help="the local vLLM judge on CPU: prepare, start or stop it; check: is the reward judge fit (exit 1)"
+    )
+    judge.add_argument("action", choices=["prepare", "start", "stop", "check"])
+    judge.add_argument("--judge-url", default=None, help="check: the judge's base URL; default MEDIX_REWARD_JUDGE__*")
+    judge.add_argument("--judge-model", default=None, help="check: its served model name")
+    judge.add_argument("--preset", default=None, choices=["medix-r1", "hardened"], help="check: whose prompt")
     judge.add_argument("--home", default=str(DEFAULT_HOME), help="where its venv, model, PID file and log live")
     judge.add_argument("--model", default="smollm2-135m", choices=sorted(MODELS))
     judge.add_argument("--port", type=int, default=8000)

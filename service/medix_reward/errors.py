@@ -73,6 +73,11 @@ class NotReady(ServiceError):
     pass
 
 
+class JudgeUncalibrated(ServiceError):
+    """The evaluation judge failed calibration (calibration.py): its table would measure the judge, not the answers.
+    Not retried by clients (a 4xx): the same judge fails again; `options.force` grades anyway."""
+
+
 # exception type → (HTTP status, error type, default code). Subclasses come before their bases.
 ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     InvalidJSON: (400, "invalid_request", "invalid_json"),
@@ -87,6 +92,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     JudgeTimedOut: (504, "judge_error", "judge_timeout"),
     JudgeDown: (502, "judge_error", "judge_unreachable"),
     NotReady: (503, "not_ready", "not_ready"),
+    JudgeUncalibrated: (424, "judge_uncalibrated", "judge_calibration"),
 }
 _HEADERS: dict[int, dict[str, str]] = {
     401: {"WWW-Authenticate": "Bearer"},
@@ -100,6 +106,8 @@ _DESCRIPTIONS = {
     408: "The request body stopped arriving (`limits.body_timeout_s`)",
     413: "Request body too large",
     422: "Invalid request: `error.param` names the field",
+    424: "The evaluation judge failed calibration (`judge_calibration`, `judge_order_bias`); `options.force` grades "
+    "anyway",
     429: "Overloaded: retry after `Retry-After` seconds",
     500: "Internal error (e.g. the embedding model failed)",
     502: "Every judge call of the batch failed",

@@ -168,12 +168,13 @@ async def slime(
     return slime_response(await _floats("slime", body, admission, pipeline, settings, metrics))
 
 
-@scoring.post("/evaluate", response_model=EvaluateResponse)
+@scoring.post("/evaluate", response_model=EvaluateResponse, responses=documented(424))
 @with_cancellation
 async def evaluate(
     body: EvaluateRequest, raw_request: Request, admission: AdmissionDep, pipeline: PipelineDep
 ) -> Response:
-    """Grade a checkpoint's answers with the MediX-R1 evaluation protocol (docs/evaluation.md)."""
+    """Grade a checkpoint's answers with the MediX-R1 evaluation protocol (docs/evaluation.md), after calibrating
+    the judge on items of known label (424 when it fails, unless `options.force`)."""
     assert pipeline.evaluator is not None
     with admission.admit(body, EVALUATE_TEXT_LIMITS):
         response = await pipeline.evaluator.evaluate(body)

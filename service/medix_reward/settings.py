@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from medix_reward.eval_templates import TemplateSet, template_set
 from medix_reward_client.schema import COMPONENTS, Component, Preset, Weights
 
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
@@ -211,6 +212,24 @@ class EvaluateSettings(_Group):
         default={}, description="Task → kind, added to (or overriding) the 17 MediX-R1 benchmarks' table."
     )
     tasks_file: Path | None = Field(default=None, description="A JSON object of task → kind, read at start.")
+    binary_template: Path | None = Field(
+        default=None,
+        description="A file: the binary prompt, placeholders {question} {reference} {response} "
+        "[{reply_format}] (docs/evaluation.md); default the built-in one. Checked at start.",
+    )
+    graded_template: Path | None = Field(default=None, description="A file: the graded (0-5) prompt, as above.")
+    recheck_template: Path | None = Field(
+        default=None, description="A file: the message asking for each further round, [{reply_format}]."
+    )
+    calibration: bool = Field(
+        default=True,
+        description="Before a kind's samples, grade the built-in calibration items (both reply orders) with the "
+        "same judge and settings; below the thresholds the request is refused unless options.force.",
+    )
+    min_agreement: float = Field(default=0.8, ge=0, le=1, description="Calibration: least share of verdicts agreeing.")
+    max_order_flips: float = Field(
+        default=0.2, ge=0, le=1, description="Calibration: most share of items whose verdict the reply order changes."
+    )
 
     @field_validator("base_urls")
     @classmethod
@@ -227,7 +246,11 @@ class EvaluateSettings(_Group):
             if not isinstance(table, dict) or any(kind not in ("binary", "graded") for kind in table.values()):
                 raise ValueError(f"evaluate.tasks_file {self.tasks_file}: want an object of task → binary|graded")
             self.tasks = {**table, **self.tasks}
+        self.templates()  # a template file that is not fit refuses to start
         return self
+
+    def templates(self) -> TemplateSet:
+        return template_set(self.binary_template, self.graded_template, self.recheck_template)
 
     def judge_settings(self, judge: JudgeSettings) -> JudgeSettings:
         """The reward judge's settings with this group's overrides: the evaluation judge's client (its own

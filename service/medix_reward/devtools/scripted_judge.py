@@ -3,13 +3,14 @@ capacity and failures a test or benchmark controls.
 
 Latency model: each call takes `latency_s` while holding one of `capacity` slots; calls beyond the
 capacity queue, as on a batching model server. It also answers the evaluation protocol's conversations
-(evaluate.py: a first message quoting question, reference and response): by default `{"score": N}` from
-`same_meaning` (binary) or word overlap (graded), or per turn what `evaluation_replies` scripts for a
-response (a judge that changes its mind, invalid JSON, a thinking block). Faults queued with `script()`
-are served one per call, before normal replies: an HTTP status (optionally with Retry-After), "garbage"
-(a 200 that is not JSON), "empty_choices", or "hang" (never answers within any sane timeout). With
-`context_chars` set, a prompt longer than that is refused with 400, as vLLM refuses one beyond the model's
-context length.
+(evaluate.py: a first message quoting question, reference and response): by default `{"score": N}`, the
+label for the calibration items and otherwise `same_meaning` (binary) or word overlap (graded); or per turn
+what `evaluation_replies` scripts for a response (a judge that changes its mind, invalid JSON, a thinking
+block); or, with evaluation_mode="first-listed", the first value the reply instruction lists. Faults
+queued with `script()` are served one per call, before normal replies: an HTTP status (optionally with
+Retry-After), "garbage" (a 200 that is not JSON), "empty_choices", or "hang" (never answers within any sane
+timeout). With `context_chars` set, a prompt longer than that is refused with 400, as vLLM refuses one beyond
+the model's context length.
 """
 
 from __future__ import annotations
@@ -84,6 +85,24 @@ def read_sample(messages: list[dict[str, str]]) -> tuple[str, str, str] | None:
     return (match.group(1), match.group(2), match.group(3)) if match else None
 
 
+# The first score value a prompt's reply instruction lists: "whose value is 1 or 0", "… a number from 5 down to 0",
+# or a literal object list ('{"score": 0} or {"score": 1}').
+_FIRST_LISTED = re.compile(r'(?:whose value is (?:a number from )?|\{\s*"score"\s*:\s*)(\d)')
+_GRADED = re.compile(r"from [05] (?:down )?to [05]")
+
+
+def first_listed(prompt: str) -> str | None:
+    match = _FIRST_LISTED.search(prompt)
+    return match.group(1) if match else None
+
+
+def known_labels() -> dict[tuple[str, str], int]:
+    """(reference, response) → label of the calibration items: what a judge that grades correctly says."""
+    from medix_reward.calibration import ITEMS
+
+    return {(item.reference, item.response): item.label for items in ITEMS.values() for item in items}
+
+
 def graded_overlap(reference: str, response: str) -> int:
     """A 0-5 grade with meaning: the share of the reference's words the response repeats, times 5, rounded."""
     words = set(re.findall(r"\w+", reference.lower()))
@@ -126,7 +145,15 @@ class ScriptedJudge:
     failing_truths: dict[str, Fault] = field(default_factory=dict)
     # Evaluation: per response text, the judge's replies turn by turn (then the default grade).
     evaluation_replies: dict[str, list[str]] = field(default_factory=dict)
+    # Evaluation: "grade" (known calibration items by their label, others by same_meaning or word overlap), or
+    # "first-listed": copy the first score value the reply instruction lists, whatever the texts (the small
+    # real judge's failure that calibration exists to catch).
+    evaluation_mode: str = "grade"
+    # How an evaluation conversation's (question, reference, response) are read: the built-in templates' layout,
+    # or a test's own for templates written for it.
+    read_evaluation: Callable[[list[dict[str, str]]], tuple[str, str, str] | None] = read_sample
     calls: list[JudgeCall] = field(default_factory=list)
+    bodies: list[dict[str, object]] = field(default_factory=list)  # every request body, as received
     max_in_flight: int = 0
     _faults: deque[Fault] = field(default_factory=deque)
     _in_flight: int = 0
@@ -142,6 +169,7 @@ class ScriptedJudge:
 
     def reset(self) -> None:
         self.calls.clear()
+        self.bodies.clear()
         self._faults.clear()
         self.failing_answers.clear()
         self.failing_truths.clear()
@@ -150,7 +178,8 @@ class ScriptedJudge:
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
-        sample = read_sample(body["messages"])
+        self.bodies.append(body)
+        sample = self.read_evaluation(body["messages"])
         turn = sum(message["role"] == "assistant" for message in body["messages"])
         truth, answer = (sample[1], sample[2]) if sample else read_pair(body["messages"])
         self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter(), turn=turn))
@@ -207,8 +236,14 @@ class ScriptedJudge:
         scripted = self.evaluation_replies.get(response, [])
         if turn < len(scripted):
             return scripted[turn]
-        graded = "from 0 to 5" in prompt
-        score = graded_overlap(reference, response) if graded else int(self.decide(response, reference))
+        graded = bool(_GRADED.search(prompt))
+        if self.evaluation_mode == "first-listed":
+            return f'{{"score": {first_listed(prompt) or 0}}}'
+        label = self._known.get((reference, response))
+        if label is not None:
+            score = (4 if label else 1) if graded else label
+        else:
+            score = graded_overlap(reference, response) if graded else int(self.decide(response, reference))
         return f'{{"score": {score}}}'
 
     async def _models(self, _: Request) -> Response:
@@ -218,6 +253,7 @@ class ScriptedJudge:
 
     def start(self, port: int = 0) -> ScriptedJudge:
         self._slots = asyncio.Semaphore(self.capacity)
+        self._known = known_labels()
         app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
