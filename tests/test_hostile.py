@@ -223,6 +223,23 @@ def test_a_judge_refusing_an_items_input_fails_that_item_only():
             serves_the_next(server.url)
 
 
+def test_trainer_endpoints_answer_a_refused_item_422_which_no_client_retries():
+    """A permanent item failure is not a 502 (retried by every client until its budget ends): issue 24."""
+    with ScriptedJudge(context_chars=2000) as judge:
+        settings = settings_with(judge, max_answer_chars=100_000, max_retries=3)
+        with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
+            item = long_answer(200)
+            slime = {"prompt": "p", "response": item["response"], "label": item["ground_truth"]}
+            openrlhf = {"query": [item["response"]], "labels": [item["ground_truth"]]}
+            for route, body in (("/slime/reward", slime), ("/openrlhf/get_reward", openrlhf)):
+                error = assert_error(
+                    httpx.post(f"{server.url}{route}", json=body, timeout=60), 422, "judge_rejected_input"
+                )
+                assert error["type"] == "unscored" and "no fallback is set" in error["message"]
+            assert sum(len(call.answer) > 1000 for call in judge.calls) == 2  # each refused once, never retried
+            serves_the_next(server.url)
+
+
 def test_a_refused_item_does_not_hide_a_judge_that_is_down():
     with ScriptedJudge(context_chars=2000) as judge, ScriptedJudge() as gone:
         gone.stop()

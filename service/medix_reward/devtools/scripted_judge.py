@@ -9,7 +9,8 @@ response (a judge that changes its mind, invalid JSON, a thinking block). Faults
 are served one per call, before normal replies: an HTTP status (optionally with Retry-After), "garbage"
 (a 200 that is not JSON), "empty_choices", or "hang" (never answers within any sane timeout). With
 `context_chars` set, a prompt longer than that is refused with 400, as vLLM refuses one beyond the model's
-context length.
+context length. `down` makes the whole judge fail, probes included. A call whose client goes away stops
+at once (vLLM aborts it), so `in_flight` counts what the judge is still working on.
 """
 
 from __future__ import annotations
@@ -96,6 +97,21 @@ def _completion(content: str) -> JSONResponse:
     return JSONResponse({"id": "chatcmpl-scripted", "object": "chat.completion", "choices": [choice]})
 
 
+async def _work(request: Request, seconds: float) -> None:
+    """Sleeps `seconds`, or less if the client goes away (then the work is abandoned, as vLLM aborts it)."""
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        with contextlib.suppress(asyncio.CancelledError):  # quiet when the server stops
+            await asyncio.wait({watcher}, timeout=seconds)
+    finally:
+        watcher.cancel()
+
+
 @dataclass(frozen=True)
 class Fault:
     status: int = 500
@@ -119,6 +135,8 @@ class ScriptedJudge:
     reply_yes: str = "YES"
     reply_no: str = "NO"
     model: str = "scripted-judge"
+    # A judge that is down: every call and every probe (GET /models) gets this fault, until set back to None.
+    down: Fault | None = None
     # Answers the judge always fails on (a fault every time), for failures pinned to one item.
     failing_answers: dict[str, Fault] = field(default_factory=dict)
     context_chars: int | None = None  # longer prompts (all messages) are refused with 400
@@ -147,6 +165,12 @@ class ScriptedJudge:
         self.failing_truths.clear()
         self.evaluation_replies.clear()
         self.max_in_flight = 0
+        self.down = None
+
+    @property
+    def in_flight(self) -> int:
+        """Calls the judge is working on now (a call whose client went away ends, as on vLLM)."""
+        return self._in_flight
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
@@ -154,7 +178,7 @@ class ScriptedJudge:
         turn = sum(message["role"] == "assistant" for message in body["messages"])
         truth, answer = (sample[1], sample[2]) if sample else read_pair(body["messages"])
         self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter(), turn=turn))
-        fault = self._faults.popleft() if self._faults else self.failing_answers.get(answer)
+        fault = self.down or (self._faults.popleft() if self._faults else self.failing_answers.get(answer))
         prompt_chars = sum(len(message["content"]) for message in body["messages"])
         if fault is None and self.context_chars is not None and prompt_chars > self.context_chars:
             message = f"This model's maximum context length is {self.context_chars} characters."
@@ -165,10 +189,9 @@ class ScriptedJudge:
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             try:
                 if fault is not None and fault.kind == "hang":
-                    with contextlib.suppress(asyncio.CancelledError):  # quiet when the server stops
-                        await asyncio.sleep(3600)
+                    await _work(request, 3600)
                 if self.latency_s:
-                    await asyncio.sleep(self.latency_s)
+                    await _work(request, self.latency_s)
             finally:
                 self._in_flight -= 1
         if fault is not None:
@@ -212,6 +235,11 @@ class ScriptedJudge:
         return f'{{"score": {score}}}'
 
     async def _models(self, _: Request) -> Response:
+        if self.down is not None:
+            if self.down.kind == "hang":
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(3600)
+            return JSONResponse({"error": {"message": "scripted failure"}}, status_code=self.down.status)
         return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model"}]})
 
     # -- lifecycle: a uvicorn server on its own thread and event loop --------------------------------
