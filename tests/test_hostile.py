@@ -102,6 +102,28 @@ def test_a_non_finite_weight_is_422_naming_it(service, raw):
     serves_the_next(service.url)
 
 
+@pytest.mark.parametrize("raw", ["1e200", "1.7e308", "1000.001"])
+def test_a_huge_finite_weight_is_422_naming_it(service, raw):
+    """1e200 overflowed the group statistics to a 500 (issue 24); weights are bounded by MAX_WEIGHT."""
+    item = {**INNOCENT, "group_id": "g"}
+    offending = json.dumps({"items": [item, item], "options": {"weights": {"content": "RAW"}}})
+    reply = send(service.url, offending.replace('"RAW"', raw))
+    error = assert_error(reply, 422, "validation_error", "options.weights.content")
+    assert "1000" in error["message"]
+    serves_the_next(service.url)
+
+
+def test_the_largest_weights_and_deadline_score_finitely(service):
+    weights = dict.fromkeys(["content", "format", "accuracy_llm", "accuracy_embed", "modality"], 1000.0)
+    items = [{**INNOCENT, "group_id": "g"}, {**INNOCENT, "response": "<X_RAY> <answer>Other</answer>", "group_id": "g"}]
+    reply = send(service.url, {"items": items, "options": {"weights": weights, "deadline_s": 1.7e308}})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert all(result["overall"] is not None for result in body["results"])
+    (group,) = body["groups"]
+    assert group["mean"] is not None and group["std"] is not None and group["std"] < 1e7
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("group_id", "g" * 17), ("id", "i" * 17), ("id", 10**17), ("prompt", "p" * 65)],
