@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -148,6 +149,7 @@ class ScriptedJudge:
     max_in_flight: int = 0
     _faults: deque[Fault] = field(default_factory=deque)
     _in_flight: int = 0
+    _in_flight_changed: threading.Condition = field(default_factory=threading.Condition)
 
     def script(self, *faults: Fault | int | str) -> None:
         """Queue faults: an int is an HTTP status, a str a kind ('garbage', 'empty_choices', 'hang')."""
@@ -172,6 +174,12 @@ class ScriptedJudge:
         """Calls the judge is working on now (a call whose client went away ends, as on vLLM)."""
         return self._in_flight
 
+    def wait_in_flight(self, calls: int, timeout: float) -> bool:
+        """Waits (from another thread) until exactly `calls` calls are in flight; whether that happened within
+        `timeout`. wait_in_flight(0, …): until the judge is idle."""
+        with self._in_flight_changed:
+            return self._in_flight_changed.wait_for(lambda: self._in_flight == calls, timeout)
+
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
         sample = read_sample(body["messages"])
@@ -185,15 +193,19 @@ class ScriptedJudge:
             return JSONResponse({"error": {"message": message, "type": "BadRequestError"}}, status_code=400)
         fault = fault or self.failing_truths.get(truth)
         async with self._slots:
-            self._in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            with self._in_flight_changed:
+                self._in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self._in_flight)
+                self._in_flight_changed.notify_all()
             try:
                 if fault is not None and fault.kind == "hang":
                     await _work(request, 3600)
                 if self.latency_s:
                     await _work(request, self.latency_s)
             finally:
-                self._in_flight -= 1
+                with self._in_flight_changed:
+                    self._in_flight -= 1
+                    self._in_flight_changed.notify_all()
         if fault is not None:
             if fault.kind == "garbage":
                 return PlainTextResponse("<html>bad gateway</html>")
