@@ -200,6 +200,24 @@ class LimitsSettings(_Group):
     body_timeout_s: float = Field(
         default=30.0, gt=0, description="Longest wait for the next part of a request body; beyond it, 408."
     )
+    body_deadline_s: float = Field(
+        default=120.0, gt=0, description="Longest time to receive a whole request body, however it trickles; 408."
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request head must be complete this long after the connection opens (or after its first "
+        "byte on a kept-alive connection), or the connection is closed (`medix-reward serve`).",
+    )
+    keep_alive_s: float = Field(
+        default=30.0, gt=0, description="An idle kept-alive connection is closed after this (`medix-reward serve`)."
+    )
+    max_connections: int = Field(
+        default=4096,
+        ge=1,
+        description="Open connections; past it, each new one closes the one waiting longest without a request "
+        "(`medix-reward serve`).",
+    )
 
 
 class AdapterSettings(_Group):
