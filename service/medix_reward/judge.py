@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from medix_reward.adaptive import AdaptiveLimit
-from medix_reward.caches import BoundedLRU
+from medix_reward.caches import BoundedLRU, text_bytes
 from medix_reward.judge_health import ReplicaHealth
 from medix_reward.judge_http import AiohttpTransport, JudgeReply, JudgeTimeout, JudgeTransport, JudgeUnreachable
 from medix_reward.settings import JudgeSettings
@@ -322,7 +322,7 @@ class JudgeClient:
         else:
             future.set_result(value)
             text = value if isinstance(value, str) else value.reply
-            self._cache.put(key, value, sum(map(len, key)) + len(text))
+            self._cache.put(key, value, sum(map(text_bytes, key)) + text_bytes(text))
             return value, False
         finally:
             del self._inflight[key]
