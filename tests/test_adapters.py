@@ -196,17 +196,22 @@ def test_slime_endpoint(service):
     assert reply.json() == {"reward": expected.pop("overall"), **expected}
 
 
-@pytest.mark.parametrize(("fallback", "status"), [(None, 502), (-1.0, 200)])
-def test_float_protocols_fail_or_fall_back(judge, minilm, fallback, status):
+@pytest.mark.parametrize(
+    ("fault", "fallback", "status", "code"),
+    [(400, None, 422, "judge_rejected_input"), (500, None, 502, "unscored"), (400, -1.0, 200, None)],
+)
+def test_float_protocols_fail_or_fall_back(judge, minilm, fault, fallback, status, code):
+    """An item the judge refuses for good (400: its input) is a 422, which no client retries; one it failed
+    on (500) a 502 `unscored`, which a trainer may retry; with a fallback, the fallback."""
     settings = make_settings([judge.url])
     settings.adapters = AdapterSettings(fallback=fallback)
     with LiveServer(create_app(settings, encoder=minilm)) as service:
-        judge.failing_answers["Odd finding"] = Fault(status=400)
+        judge.failing_answers["Odd finding"] = Fault(status=fault)
         body = {"query": ONE_FAILS, "labels": ["<X_RAY> Mass"] * 2}
         reply = httpx.post(f"{service.url}/openrlhf/get_reward", json=body, timeout=60)
     assert reply.status_code == status
-    if status == 502:
-        assert reply.json()["error"]["code"] == "unscored"
+    if code is not None:
+        assert reply.json()["error"]["code"] == code
     else:
         assert reply.json()["rewards"][0] == -1.0
 

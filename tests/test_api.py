@@ -77,11 +77,16 @@ def test_a_failed_judge_call_is_null_with_a_reason_never_zero(service, judge):
     assert all(r["errors"] == {} and r["overall"] is not None for r in results if r is not failed[0])
 
 
-def test_retryable_judge_failures_are_retried(service, judge):
+def test_retryable_judge_failures_are_retried(live_service, judge):
+    # Four failures in a row open a breaker at its default (3): this test is about retries, not health.
+    service = live_service(health={"min_failures": 100})
     judge.script(503, 500, "garbage")
     item = {"response": "<X_RAY><thinking>r</thinking><answer>Mass</answer>", "ground_truth": "<X_RAY> Big mass"}
     reply = post(service, {"items": [item]})
-    assert reply.status_code == 502 and reply.json()["error"]["code"] == "judge_bad_reply"
+    # The judge answers its probe: this is one item's failure (null with the reason), not a judge that is down.
+    assert (
+        reply.status_code == 200 and reply.json()["results"][0]["errors"]["accuracy_llm"]["code"] == "judge_bad_reply"
+    )
     assert len(judge.calls) == 3  # 503 and 500 were retried; a garbage body is final
     judge.script(503, Fault(status=429, retry_after="0"))
     item["ground_truth"] = "<X_RAY> Other mass"
@@ -92,19 +97,21 @@ def test_retryable_judge_failures_are_retried(service, judge):
 def test_judge_down_for_the_whole_batch_is_an_http_error(judge, minilm):
     settings = make_settings([judge.url], max_retries=1)
     with LiveServer(create_app(settings, encoder=minilm)) as service:
-        judge.script(*[500] * 10)
+        judge.down = Fault(500)  # every call and every probe
         items = [{"response": "<X_RAY><thinking>r</thinking><answer>Mass</answer>", "ground_truth": "<X_RAY> Big"}]
         reply = post(service, {"items": items})
         assert reply.status_code == 502
         assert reply.json()["error"]["code"] == "judge_http_error"
+        assert httpx.get(f"{service.url}/ready").status_code == 503
         judge.reset()
+        assert httpx.get(f"{service.url}/ready").status_code == 200  # its probe half-opens the breaker
         assert post(service, {"items": items}).status_code == 200  # and the service serves the next one
 
 
 def test_judge_timing_out_for_the_whole_batch_is_504(judge, minilm):
-    settings = make_settings([judge.url], max_retries=0, timeout_s=0.3)
+    settings = make_settings([judge.url], max_retries=0, timeout_s=0.3, health={"probe_timeout_s": 0.3})
     with LiveServer(create_app(settings, encoder=minilm)) as service:
-        judge.script("hang")
+        judge.down = Fault(kind="hang")
         items = [{"response": "<X_RAY><thinking>r</thinking><answer>Mass</answer>", "ground_truth": "<X_RAY> Big"}]
         reply = post(service, {"items": items})
         assert reply.status_code == 504 and reply.json()["error"]["code"] == "judge_timeout"

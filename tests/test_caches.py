@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
+import numpy as np
+
 from medix_reward.caches import ENTRY_OVERHEAD_BYTES, BoundedLRU
+from medix_reward.embedder import EmbeddingCache, EmbedStats
 
 
 def test_evicts_least_recently_used_by_entries():
@@ -32,3 +38,21 @@ def test_an_entry_larger_than_the_budget_or_a_disabled_cache_keeps_nothing():
     off: BoundedLRU[str, str] = BoundedLRU(max_entries=0, max_bytes=10**6)
     off.put("a", "b", 1)
     assert off.get("a") is None
+
+
+class RowsOfOneBatch:
+    """A micro-batcher stand-in that answers as the real one does: rows (views) of one batch array."""
+
+    async def embed(self, texts: list[str]) -> list[np.ndarray]:
+        return list(np.ones((len(texts), 384), dtype=np.float32))
+
+
+def test_the_embedding_cache_charges_what_it_holds():
+    cache = EmbeddingCache(RowsOfOneBatch(), max_entries=100, max_bytes=10**8)  # type: ignore[arg-type]
+    ascii_text, emoji_text = "x" * 32_768, "😀" + "x" * 32_767
+    vectors = asyncio.run(cache.embed({ascii_text, emoji_text}, EmbedStats()))
+    # A cached vector owns its memory: a view would keep the whole micro-batch's array alive (issue 24).
+    assert all(vector.base is None for vector in vectors.values())
+    # A 32k-character answer with one emoji holds 4 bytes a character, and is charged so.
+    charged = cache.cache_bytes - 2 * (384 * 4 + ENTRY_OVERHEAD_BYTES)
+    assert charged == sys.getsizeof(ascii_text) + sys.getsizeof(emoji_text) >= 5 * 32_768

@@ -36,6 +36,7 @@ class Case:
     extra_dead_replica: bool = False
     status: int = 200
     code: str | None = None  # the error code of the whole request, or of the failed items
+    failed: bool = False  # 200 with every item null (the judge answers its probe: these are item failures)
     calls: int | None = None  # judge calls the service must make, retries included
 
 
@@ -44,10 +45,11 @@ CASES = {
     "timeouts": Case(faults=["hang"] * 5, timeout_s=0.3, status=504, code="judge_timeout", calls=RETRIES + 1),
     "slow replies": Case(latency_s=0.3, n=4, calls=4),
     "500 then recovery": Case(faults=[500, 503], calls=3),
-    "500 forever": Case(faults=[500] * 10, status=502, code="judge_http_error", calls=RETRIES + 1),
+    # One item that the judge fails on, while it answers its probe: the item is null, the request 200.
+    "500 forever": Case(faults=[500] * 10, failed=True, code="judge_http_error", calls=RETRIES + 1),
     "429 with Retry-After": Case(faults=[Fault(429, retry_after="0.3")], calls=2),
-    "garbage body": Case(faults=["garbage"], status=502, code="judge_bad_reply", calls=1),
-    "empty choices": Case(faults=["empty_choices"], status=502, code="judge_bad_reply", calls=1),
+    "garbage body": Case(faults=["garbage"], failed=True, code="judge_bad_reply", calls=1),
+    "empty choices": Case(faults=["empty_choices"], failed=True, code="judge_bad_reply", calls=1),
     "one bad replica among several": Case(extra_dead_replica=True, n=6, calls=None),
 }
 
@@ -76,7 +78,10 @@ def test_fault(name, minilm):
             assert reply.status_code == case.status, reply.text
             if case.status == 200:
                 body = reply.json()
-                assert all(r["overall"] is not None for r in body["results"])
+                if case.failed:
+                    assert {r["errors"]["accuracy_llm"]["code"] for r in body["results"]} == {case.code}
+                else:
+                    assert all(r["overall"] is not None for r in body["results"])
                 assert_no_silent_zero(body["results"])
             else:
                 error = reply.json()["error"]

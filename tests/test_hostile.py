@@ -102,6 +102,28 @@ def test_a_non_finite_weight_is_422_naming_it(service, raw):
     serves_the_next(service.url)
 
 
+@pytest.mark.parametrize("raw", ["1e200", "1.7e308", "1000.001"])
+def test_a_huge_finite_weight_is_422_naming_it(service, raw):
+    """1e200 overflowed the group statistics to a 500 (issue 24); weights are bounded by MAX_WEIGHT."""
+    item = {**INNOCENT, "group_id": "g"}
+    offending = json.dumps({"items": [item, item], "options": {"weights": {"content": "RAW"}}})
+    reply = send(service.url, offending.replace('"RAW"', raw))
+    error = assert_error(reply, 422, "validation_error", "options.weights.content")
+    assert "1000" in error["message"]
+    serves_the_next(service.url)
+
+
+def test_the_largest_weights_and_deadline_score_finitely(service):
+    weights = dict.fromkeys(["content", "format", "accuracy_llm", "accuracy_embed", "modality"], 1000.0)
+    items = [{**INNOCENT, "group_id": "g"}, {**INNOCENT, "response": "<X_RAY> <answer>Other</answer>", "group_id": "g"}]
+    reply = send(service.url, {"items": items, "options": {"weights": weights, "deadline_s": 1.7e308}})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert all(result["overall"] is not None for result in body["results"])
+    (group,) = body["groups"]
+    assert group["mean"] is not None and group["std"] is not None and group["std"] < 1e7
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("group_id", "g" * 17), ("id", "i" * 17), ("id", 10**17), ("prompt", "p" * 65)],
@@ -219,6 +241,23 @@ def test_a_judge_refusing_an_items_input_fails_that_item_only():
             assert refused["errors"]["accuracy_llm"]["code"] == "judge_rejected_input" and fine["errors"] == {}
             for other in others:
                 assert_innocent(other)
+            assert sum(len(call.answer) > 1000 for call in judge.calls) == 2  # each refused once, never retried
+            serves_the_next(server.url)
+
+
+def test_trainer_endpoints_answer_a_refused_item_422_which_no_client_retries():
+    """A permanent item failure is not a 502 (retried by every client until its budget ends): issue 24."""
+    with ScriptedJudge(context_chars=2000) as judge:
+        settings = settings_with(judge, max_answer_chars=100_000, max_retries=3)
+        with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
+            item = long_answer(200)
+            slime = {"prompt": "p", "response": item["response"], "label": item["ground_truth"]}
+            openrlhf = {"query": [item["response"]], "labels": [item["ground_truth"]]}
+            for route, body in (("/slime/reward", slime), ("/openrlhf/get_reward", openrlhf)):
+                error = assert_error(
+                    httpx.post(f"{server.url}{route}", json=body, timeout=60), 422, "judge_rejected_input"
+                )
+                assert error["type"] == "unscored" and "no fallback is set" in error["message"]
             assert sum(len(call.answer) > 1000 for call in judge.calls) == 2  # each refused once, never retried
             serves_the_next(server.url)
 

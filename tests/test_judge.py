@@ -68,6 +68,10 @@ def run(handler: Scripted, coro_fn, **settings: object):
     return asyncio.run(main()), sleeps
 
 
+# A breaker that does not open within these tests' few failures: they are about retries (test_judge_health.py).
+PATIENT = {"min_failures": 100}
+
+
 async def one(client: JudgeClient):
     stats = JudgeStats()
     try:
@@ -103,7 +107,7 @@ def test_answer_cannot_close_its_quote():
 
 def test_retries_with_capped_exponential_backoff_then_success():
     handler = Scripted(httpx.Response(503), httpx.Response(500), httpx.Response(502))
-    (verdict, stats), sleeps = run(handler, one)
+    (verdict, stats), sleeps = run(handler, one, health=PATIENT)
     assert verdict.yes and stats.calls == 4
     assert sleeps == [0.5, 1.0, 2.0]  # base·2^attempt, jitter pinned at its maximum
 
@@ -141,7 +145,7 @@ def test_client_errors_are_not_retried(status, code):
 )
 def test_transport_failures_are_retried_then_reported(failure, code):
     handler = Scripted(*[failure] * 4)
-    (error, stats), _ = run(handler, one)
+    (error, stats), _ = run(handler, one, health=PATIENT)
     assert error.code == code and stats.calls == 4
 
 

@@ -87,24 +87,29 @@ class RewardItem(_Request):
         return self
 
 
+# Weights are relative: a weight beyond this says nothing more, and products of larger finite ones overflowed
+# the group statistics (1e200 gave a 500).
+MAX_WEIGHT = 1000.0
+
+
 class Weights(BaseModel):
     """overall = content·(accuracy_llm·J + accuracy_embed·E + modality·M) + format·F."""
 
     model_config = ConfigDict(extra="forbid")  # not strict: the service reads it from environment strings
 
-    content: float = Field(default=0.9, ge=0, allow_inf_nan=False)
-    format: float = Field(default=0.1, ge=0, allow_inf_nan=False)
-    accuracy_llm: float = Field(default=0.575, ge=0, allow_inf_nan=False)
-    accuracy_embed: float = Field(default=0.375, ge=0, allow_inf_nan=False)
-    modality: float = Field(default=0.05, ge=0, allow_inf_nan=False)
+    content: float = Field(default=0.9, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)
+    format: float = Field(default=0.1, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)
+    accuracy_llm: float = Field(default=0.575, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)
+    accuracy_embed: float = Field(default=0.375, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)
+    modality: float = Field(default=0.05, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)
 
 
 class WeightsOverride(_Request):
-    content: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    format: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    accuracy_llm: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    accuracy_embed: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    modality: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    content: float | None = Field(default=None, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)
+    format: float | None = Field(default=None, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)
+    accuracy_llm: float | None = Field(default=None, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)
+    accuracy_embed: float | None = Field(default=None, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)
+    modality: float | None = Field(default=None, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)
 
 
 class RewardOptions(_Request):

@@ -25,6 +25,15 @@ class RewardUnavailable(RewardError):
     """An item could not be scored and no fallback was configured."""
 
 
+class ItemRejected(RewardUnavailable):
+    """An item could not be scored for good (the judge refuses its input, e.g. too long): asking again cannot
+    help, so the trainer endpoints answer it 422, which no client retries."""
+
+
+# Reasons an item could not be scored that no retry changes.
+PERMANENT_CODES = frozenset({"judge_rejected_input"})
+
+
 def unscored_reason(result: ItemResult) -> str:
     return ", ".join(f"{name}: {error.code}" for name, error in result.errors.items()) or "unscored"
 
@@ -41,7 +50,9 @@ def float_scores(result: ItemResult, fallback: float | None, index: int = 0) -> 
         reason = unscored_reason(result)
         name = f"item {result.id!r}" if result.id is not None else f"item at index {index}"
         if fallback is None:
-            raise RewardUnavailable(f"{name} could not be scored ({reason}) and no fallback is set")
+            permanent = result.errors and all(error.code in PERMANENT_CODES for error in result.errors.values())
+            unavailable = ItemRejected if permanent else RewardUnavailable
+            raise unavailable(f"{name} could not be scored ({reason}) and no fallback is set")
         FALLBACKS[reason] += 1
         log.warning("%s could not be scored (%s): using fallback %s", name, reason, fallback)
         values["overall"] = fallback

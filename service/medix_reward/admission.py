@@ -5,13 +5,15 @@
 | bearer key, before the body is read | `auth.keys`                               | 401 `unauthorized`               |
 | body size (Content-Length or count) | `limits.max_body_bytes`                   | 413 `body_too_large`             |
 | a body that stops arriving          | `limits.body_timeout_s`                   | 408 `body_timeout`, closed       |
+| a body that trickles in             | `limits.body_deadline_s` (in all)         | 408 `body_timeout`, closed       |
 | items per request                   | `limits.max_items`                        | 422 `too_many_items`, `items`    |
 | characters per field                | `limits.max_{response,truth,prompt,id}_…` | 422 `too_long`, the field        |
 | text not encodable as UTF-8         | none (e.g. a lone surrogate `\\ud800`)    | 422 `invalid_text`, the field    |
 | requests being scored               | `limits.max_concurrent_requests`          | 429 `overloaded`, `Retry-After`  |
 | items being scored                  | `limits.max_inflight_items`               | 429 `overloaded`, `Retry-After`  |
 
-The first three are ASGI middleware (they answer before the app reads the body); the rest run in the
+Connections that never send a complete request head are the server's (connections.py). The first four are
+ASGI middleware (they answer before the app reads the body); the rest run in the
 route, after parsing, through `Admission.admit`; `/evaluate` passes the same checks on its own fields.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -109,13 +112,15 @@ class BodySizeLimit:
 
 class BodyTimeout:
     """Answers 408 and closes the connection when the next part of a request body does not arrive within
-    `timeout_s`: a client that stalls mid-upload must not hold a request slot and its buffers for ever.
+    `timeout_s`, or the whole body within `deadline_s` of the first read: a client that stalls or trickles
+    mid-upload (a byte every few seconds) must not hold a request slot and its buffers for ever.
 
     Only reads of the body are timed; once it is complete, waiting for the disconnect is not."""
 
-    def __init__(self, app: ASGIApp, timeout_s: float):
+    def __init__(self, app: ASGIApp, timeout_s: float, deadline_s: float = math.inf):
         self.app = app
         self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,15 +129,20 @@ class BodyTimeout:
         complete = False
         refused = False
         started = False
+        deadline = asyncio.get_running_loop().time() + self.deadline_s
 
         async def timed_receive() -> Message:
             nonlocal complete, refused
             if complete:
                 return await receive()
+            left = deadline - asyncio.get_running_loop().time()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                message = await asyncio.wait_for(receive(), min(self.timeout_s, max(left, 0)))
             except TimeoutError:
-                error = BodyTimedOut(f"no part of the request body arrived for {self.timeout_s:g} s")
+                if left < self.timeout_s:
+                    error = BodyTimedOut(f"the request body did not arrive within {self.deadline_s:g} s")
+                else:
+                    error = BodyTimedOut(f"no part of the request body arrived for {self.timeout_s:g} s")
                 if not started and not refused:
                     refused = True
                     await _refuse(send, error)

@@ -60,7 +60,9 @@ def create_app(
     app.state.telemetry = telemetry
     app.state.admission = Admission(settings.limits, metrics)
     # The last added runs first: ids and metrics, then the key, then the body size and its pace, then the app.
-    app.add_middleware(BodyTimeout, timeout_s=settings.limits.body_timeout_s)
+    app.add_middleware(
+        BodyTimeout, timeout_s=settings.limits.body_timeout_s, deadline_s=settings.limits.body_deadline_s
+    )
     app.add_middleware(BodySizeLimit, limit=settings.limits.max_body_bytes)
     app.add_middleware(KeyCheck, keys=settings.auth.keys, protected=PROTECTED_PATHS)
     app.add_middleware(RequestContext, metrics=metrics)

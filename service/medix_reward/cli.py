@@ -16,6 +16,7 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from medix_reward.app import create_app
+    from medix_reward.connections import server_options
     from medix_reward.observability import configure_logging
     from medix_reward.settings import Settings
 
@@ -24,11 +25,9 @@ def _serve(args: argparse.Namespace) -> None:
     port = args.port if args.port is not None else settings.port
     configure_logging()
     settings.host = host  # the app warns when it is reachable from outside without API keys
-    # Keep idle connections longer than clients do (httpx: 5 s), so a client never sends on a connection
-    # the server is closing (seen in a soak as a ReadError with equal timeouts).
     uvicorn.run(
-        create_app(settings), host=host, port=port, workers=1, log_config=None,
-        timeout_keep_alive=30, timeout_graceful_shutdown=30,
+        create_app(settings), host=host, port=port, workers=1, log_config=None, timeout_graceful_shutdown=30,
+        **server_options(settings.limits),
     )  # fmt: skip
 
 

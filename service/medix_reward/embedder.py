@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from medix_reward.caches import BoundedLRU
+from medix_reward.caches import BoundedLRU, text_bytes
 from medix_reward.metrics import Metrics
 from medix_reward.settings import EmbedderSettings
 
@@ -379,9 +379,10 @@ class EmbeddingCache:
         stats.cache_hits += len(found)
         stats.encoded += len(misses)
         if misses:
-            for text, vector in zip(misses, await self.batcher.embed(misses), strict=True):
+            for text, row in zip(misses, await self.batcher.embed(misses), strict=True):
+                vector = row.copy()  # a row is a view that would keep its whole micro-batch's array alive
                 found[text] = vector
-                self._vectors.put(text, vector, len(text) + vector.nbytes)
+                self._vectors.put(text, vector, text_bytes(text) + vector.nbytes)
         return found
 
 

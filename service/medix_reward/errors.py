@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medix_reward.embedder import EmbedderError
 from medix_reward_client.schema import ErrorBody, ErrorDetail
-from medix_reward_client.scores import RewardUnavailable
+from medix_reward_client.scores import ItemRejected, RewardUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str, str]] = {
     Overloaded: (429, "overloaded", "overloaded"),
     ClientGone: (499, "cancelled", "client_disconnected"),
     EmbedderError: (500, "embedder_error", "embedder_error"),
+    ItemRejected: (422, "unscored", "judge_rejected_input"),
     RewardUnavailable: (502, "unscored", "unscored"),
     JudgeTimedOut: (504, "judge_error", "judge_timeout"),
     JudgeDown: (502, "judge_error", "judge_unreachable"),
@@ -105,7 +106,8 @@ _DESCRIPTIONS = {
     401: "Missing or wrong bearer token",
     408: "The request body stopped arriving (`limits.body_timeout_s`)",
     413: "Request body too large",
-    422: "Invalid request: `error.param` names the field",
+    422: "Invalid request: `error.param` names the field; on the trainer endpoints also an item the judge "
+    "refuses for good (code `judge_rejected_input`), which no retry changes",
     424: "The evaluation judge failed calibration (`judge_calibration`, `judge_order_bias`); `options.force` grades "
     "anyway",
     429: "Overloaded: retry after `Retry-After` seconds",

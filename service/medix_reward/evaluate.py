@@ -53,9 +53,13 @@ TASKS = MEDIX_R1_TASKS  # the 17 benchmarks' kinds; evaluate.tasks / evaluate.ta
 
 _REPLY_CHARS = 2000
 _THINKING_END = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
-_FENCE = re.compile(r"\A```(?:json)?\s*(.*?)\s*```\Z", re.DOTALL | re.IGNORECASE)
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-_OPTION_LINE = re.compile(r"^\s*\(?([A-Z])[.)]\s*(\S.*?)\s*$")
+# Linear on any text (tests/test_patterns.py): no lazy group before optional whitespace, which backtracks over
+# a long run of spaces once per character (a 60,000-space option line took 9.8 s; a fence of 4,000, minutes).
+# What these leave around their group is stripped in code.
+_FENCE = re.compile(r"\A```(?:json)?(.*)```\Z", re.DOTALL | re.IGNORECASE)
+_ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
+_ANSWER_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
+_OPTION_LINE = re.compile(r"\s*\(?([A-Z])[.)]\s*(\S.*)")
 _LETTER = re.compile(r"(?:(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)\s*(?:is\s*)?:?\s*)?\(?([a-z])\)?[.:)]?")
 _LETTER_AND_TEXT = re.compile(r"\(?([a-z])[.:)]\)?\s+(.+)", re.DOTALL)
 
@@ -76,7 +80,7 @@ def parse_score(reply: str, kind: EvalKind) -> float:
     text = strip_reasoning(reply)
     fenced = _FENCE.match(text)
     if fenced:
-        text = fenced.group(1)
+        text = fenced.group(1).strip()
     try:
         value = json.loads(text)
     except ValueError:
@@ -118,10 +122,10 @@ def options_of(item: EvaluateItem) -> dict[str, str]:
     lines = text[marker + len("choices:") :].splitlines() if marker >= 0 else text.splitlines()
     options: dict[str, str] = {}
     for line in lines:
-        match = _OPTION_LINE.match(line)
+        match = _OPTION_LINE.fullmatch(line)
         expected = string.ascii_uppercase[len(options)] if len(options) < 26 else None
         if match and match.group(1) == expected:
-            options[expected] = match.group(2)
+            options[expected] = match.group(2).rstrip()
         elif options and line.strip():
             break  # the run of options ended
     return options if len(options) >= 2 else {}
@@ -150,6 +154,14 @@ def chosen_option(text: str, options: dict[str, str]) -> str | None:
     return None
 
 
+def answer_block(response: str) -> str | None:
+    """The text between the first <answer> and the first </answer> after it, as `<answer>(.*?)</answer>` would
+    find it, in one pass (that pattern is quadratic on many openings without a close)."""
+    opened = _ANSWER_OPEN.search(response)
+    closed = _ANSWER_CLOSE.search(response, opened.end()) if opened else None
+    return response[opened.end() : closed.start()] if opened and closed else None
+
+
 def rule_score(item: EvaluateItem, response: str) -> float | None:
     """1 or 0 when the answer and the reference each name an option clearly; None: the judge decides."""
     options = options_of(item)
@@ -158,8 +170,8 @@ def rule_score(item: EvaluateItem, response: str) -> float | None:
     correct = chosen_option(item.reference, options)
     if correct is None:
         return None
-    block = _ANSWER_BLOCK.search(response)
-    given = chosen_option(block.group(1) if block else response, options)
+    block = answer_block(response)
+    given = chosen_option(block if block is not None else response, options)
     return None if given is None else float(given == correct)
 
 

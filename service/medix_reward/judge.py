@@ -21,7 +21,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from medix_reward.adaptive import AdaptiveLimit
-from medix_reward.caches import BoundedLRU
+from medix_reward.caches import BoundedLRU, text_bytes
+from medix_reward.judge_health import ReplicaHealth
 from medix_reward.judge_http import AiohttpTransport, JudgeReply, JudgeTimeout, JudgeTransport, JudgeUnreachable
 from medix_reward.settings import JudgeSettings
 
@@ -80,6 +81,8 @@ _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _REJECTED_INPUT_STATUS = frozenset({400, 413, 422})
 # The failures that say the judge itself is down, as opposed to one item's input or reply.
 _OVERLOAD_STATUS = frozenset({429, 503})
+# What a gateway in front of a replica answers when the replica behind it does not: no reply, for its health.
+_GATEWAY_STATUS = frozenset({502, 503, 504})
 # What says the judge itself is down; judge_rejected_input (the item's fault) and judge_deadline (the caller's
 # own bound) do not.
 JUDGE_DOWN_CODES = frozenset({"judge_unreachable", "judge_timeout", "judge_http_error", "judge_bad_reply"})
@@ -216,6 +219,11 @@ class JudgeClient:
         self._cache: BoundedLRU[tuple[str, ...], Verdict | str] = BoundedLRU(settings.cache_size, settings.cache_bytes)
         self._inflight: dict[tuple[str, ...], asyncio.Future[Verdict | str]] = {}
         self._next_replica = 0
+        self.health = ReplicaHealth(settings.base_urls, settings.health, self.probe)
+
+    async def aclose(self) -> None:
+        """Stops the health probes; the transport is its owner's to close."""
+        await self.health.aclose()
 
     @property
     def cache_bytes(self) -> int:
@@ -226,16 +234,22 @@ class JudgeClient:
             return {}
         return {"Authorization": f"Bearer {self.settings.api_key.get_secret_value()}"}
 
+    async def probe(self, url: str) -> bool:
+        """Whether a replica answers its model list (vLLM and other OpenAI servers serve /models)."""
+        timeout = self.settings.health.probe_timeout_s
+        try:
+            reply = await self._http.send("GET", f"{url}/models", body=None, headers=self._headers(), timeout_s=timeout)
+        except (JudgeTimeout, JudgeUnreachable):
+            return False
+        return reply.status == 200
+
     async def reachable(self) -> bool:
-        """Whether any replica answers its model list (vLLM and other OpenAI servers serve /models)."""
-        for url in self.settings.base_urls:
-            try:
-                reply = await self._http.send("GET", f"{url}/models", body=None, headers=self._headers(), timeout_s=2.0)
-            except (JudgeTimeout, JudgeUnreachable):
-                continue
-            if reply.status == 200:
-                return True
-        return False
+        """Whether any replica answers its probe; each answer (or silence) is news for its breaker."""
+        urls = self.settings.base_urls
+        answers = await asyncio.gather(*(self.probe(url) for url in urls))
+        for url, answered in zip(urls, answers, strict=True):
+            self.health.probed(url, answered)
+        return any(answers)
 
     async def verdict(self, answer: str, truth: str, stats: JudgeStats, ask: JudgeAsk = REFERENCE_ASK) -> Verdict:
         # The judge sees at most max_answer_chars of each: one long answer cannot overflow its context.
@@ -257,7 +271,7 @@ class JudgeClient:
             return parse_reply(reply, strict=ask.strict)
 
         async def ask_judge() -> Verdict:
-            return await self._ask(body, parse, stats, ask.strict)
+            return await self._ask(body, parse, stats, ask.strict, prompt=hash(key))
 
         verdict, cached = await self._once(key, lambda: self._shared_or_ask(key, ask_judge, stats), stats)
         assert isinstance(verdict, Verdict)
@@ -276,7 +290,7 @@ class JudgeClient:
         if self.settings.chat_template_kwargs:
             request["chat_template_kwargs"] = self.settings.chat_template_kwargs
         reply, cached = await self._once(
-            key, lambda: self._ask(lambda: request, reply_content, stats, False, timeout_s), stats
+            key, lambda: self._ask(lambda: request, reply_content, stats, False, timeout_s, prompt=hash(key)), stats
         )
         assert isinstance(reply, str)
         return reply, cached
@@ -308,7 +322,7 @@ class JudgeClient:
         else:
             future.set_result(value)
             text = value if isinstance(value, str) else value.reply
-            self._cache.put(key, value, sum(map(len, key)) + len(text))
+            self._cache.put(key, value, sum(map(text_bytes, key)) + text_bytes(text))
             return value, False
         finally:
             del self._inflight[key]
@@ -341,16 +355,20 @@ class JudgeClient:
         stats: JudgeStats,
         retry_unparseable: bool,
         timeout_s: float | None = None,
+        *,
+        prompt: int,
     ) -> T:
         urls = self.settings.base_urls
         first = self._next_replica
         self._next_replica = (first + 1) % len(urls)
-        error = JudgeError("judge_unreachable", "no attempt made")
+        error: JudgeError | None = None
         unparseable_retry = retry_unparseable  # a reply that is no label is asked once more, then an error
         for attempt in range(self.settings.max_retries + 1):
+            replica = self._usable_replica(first + attempt)
+            if replica is None:  # at once: waiting for a timeout from a replica known to be down helps nobody
+                raise error or self._refused()
             stats.retries += attempt > 0
-            replica = urls[(first + attempt) % len(urls)]
-            outcome, retryable, retry_after = await self._attempt(replica, body(), parse, stats, timeout_s)
+            outcome, retryable, retry_after = await self._attempt(replica, body(), parse, stats, timeout_s, prompt)
             if not isinstance(outcome, JudgeError):
                 return outcome
             error = outcome
@@ -361,7 +379,24 @@ class JudgeClient:
                 raise error
             if attempt < self.settings.max_retries:
                 await self._sleep(self._backoff(attempt, retry_after))
-        raise error
+        raise error or self._refused()
+
+    def _refused(self) -> JudgeError:
+        """The error of a call that no replica is healthy to take: the code of the failure that opened them."""
+        code = self.health.breakers[self.settings.base_urls[0]].last_failure
+        interval = self.settings.health.probe_interval_s
+        return JudgeError(
+            code, f"no judge replica is healthy: each failed repeatedly ({code}); probed every {interval:g} s"
+        )
+
+    def _usable_replica(self, index: int) -> str | None:
+        """The replica at `index` (round robin), or the next one whose breaker lets calls through; None: none."""
+        urls = self.settings.base_urls
+        for offset in range(len(urls)):
+            url = urls[(index + offset) % len(urls)]
+            if self.health.breakers[url].allows:
+                return url
+        return None
 
     async def _attempt(
         self,
@@ -369,7 +404,8 @@ class JudgeClient:
         body: dict[str, object],
         parse: Callable[[JudgeReply], T],
         stats: JudgeStats,
-        timeout_s: float | None = None,
+        timeout_s: float | None,
+        prompt: int,
     ) -> tuple[T | JudgeError, bool, float | None]:
         """One call to one replica, under its adaptive limit and the global cap: the parsed reply, or the error
         with whether another attempt may help and the server's Retry-After."""
@@ -387,16 +423,21 @@ class JudgeClient:
                     )
                 except JudgeTimeout:
                     overloaded = True
+                    self.health.failure(replica, "judge_timeout")
                     timed_out = JudgeError("judge_timeout", f"no reply within {timeout:g} s")
                     return _counted(stats, timed_out), True, None
                 except JudgeUnreachable as exc:
+                    self.health.failure(replica, "judge_unreachable")
                     unreachable = JudgeError("judge_unreachable", f"cannot reach the judge ({exc})")
                     return _counted(stats, unreachable), True, None
+            self._record_health(replica, reply.status, prompt)
             if reply.status == 200:
                 try:
                     parsed = parse(reply)
                 except JudgeError as bad:
+                    self.health.failure(replica, bad.code, prompt)
                     return _counted(stats, bad), False, None
+                self.health.success(replica)
                 stats.outcomes["ok"] += 1
                 return parsed, False, None
             overloaded = reply.status in _OVERLOAD_STATUS
@@ -409,6 +450,16 @@ class JudgeClient:
         finally:
             if limit is not None:
                 limit.release(sent, overloaded)
+
+    def _record_health(self, replica: str, status: int, prompt: int) -> None:
+        """What a reply says about its replica (judge_health.py): a gateway's error is no reply; a refusal
+        of the item's input, or a completion, is a live judge; another error counts once per prompt."""
+        if status in _GATEWAY_STATUS:
+            self.health.failure(replica, "judge_http_error")
+        elif status in _REJECTED_INPUT_STATUS:
+            self.health.success(replica)
+        elif status not in (200, 429):  # a 200 is counted by the caller, once its body is read
+            self.health.failure(replica, "judge_http_error", prompt)
 
 
 def _counted(stats: JudgeStats, error: JudgeError) -> JudgeError:

@@ -67,6 +67,15 @@ class Metrics:
         self.judge_waiting = Gauge(
             f"{PREFIX}_judge_waiting", "Judge calls waiting for the replica's limit", ["replica"], registry=r
         )
+        self.judge_breaker = Gauge(
+            f"{PREFIX}_judge_breaker_state",
+            "Circuit breaker of each judge replica: 0 closed (used), 1 half-open (probe answered), 2 open (down)",
+            ["replica"],
+            registry=r,
+        )
+        self.judge_breaker_opened = Gauge(
+            f"{PREFIX}_judge_breaker_opened", "Times each judge replica's breaker has opened", ["replica"], registry=r
+        )
         self.cache_bytes = Gauge(f"{PREFIX}_cache_bytes", "Approximate memory held by a cache", ["cache"], registry=r)
         self.fallbacks = Counter(
             f"{PREFIX}_fallbacks", "Unscored items given the configured fallback value", ["route"], registry=r

@@ -68,10 +68,12 @@ def is_large(request: RewardRequest) -> bool:
     return chars > THREAD_TEXT_CHARS
 
 
-def judge_is_down(verdicts: Verdicts) -> JudgeError | None:
-    """The error to fail the whole request with, when every pair the judge could have answered failed for
-    a reason of the judge's own (unreachable, timing out, 5xx, garbage). A pair whose input the judge
-    refused (judge_rejected_input) is that item's failure: it neither proves nor disproves the judge down."""
+def every_call_failed(verdicts: Verdicts) -> JudgeError | None:
+    """The first error, when every pair the judge could have answered failed for a reason that may be the
+    judge's own (unreachable, timing out, 5xx, garbage). A pair whose input the judge refused
+    (judge_rejected_input) is that item's failure: it neither proves nor disproves the judge down. Whether the
+    judge is down is the replicas' health to say (`JudgeClient.health`), not this request's: with one item,
+    every call of the request failing is what one bad item looks like."""
     errors = [v for v in verdicts.values() if isinstance(v, JudgeError) and v.code in JUDGE_DOWN_CODES]
     answered = [v for v in verdicts.values() if isinstance(v, Verdict)]
     return errors[0] if errors and not answered else None
@@ -138,10 +140,10 @@ class RewardPipeline:
         finally:
             if self.metrics is not None:
                 _record_calls(self.metrics, judge_stats, embed_stats)
-        error = judge_is_down(verdicts)
-        if error is not None:
+        error = every_call_failed(verdicts)
+        if error is not None and not await self.judge.health.confirm():
             down = JudgeTimedOut if error.code == "judge_timeout" else JudgeDown
-            raise down(f"every judge call failed: {error.message}", code=error.code)
+            raise down(f"every judge call failed and no judge replica is healthy: {error.message}", code=error.code)
 
         scoring = (request.items, checked, reward, verdicts, swapped, vectors)
         results, groups = await asyncio.to_thread(_score_all, *scoring) if large else _score_all(*scoring)
@@ -277,6 +279,7 @@ async def open_pipeline(
         yield RewardPipeline(settings, judge, embeddings, metrics, evaluator, telemetry)
     finally:
         await batcher.stop()
+        await asyncio.gather(judge.aclose(), evaluator.judge.aclose())
         if judge_transport is None:  # an injected one is its owner's to close
             await asyncio.gather(http.aclose(), evaluation_http.aclose())
         if shared is not None:

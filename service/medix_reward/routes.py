@@ -17,6 +17,7 @@ from medix_reward import __version__
 from medix_reward.admission import EVALUATE_TEXT_LIMITS, Admission
 from medix_reward.checks import split_ground_truth
 from medix_reward.errors import ClientGone, InvalidField, JudgeDown, NotReady, documented, error_response
+from medix_reward.judge_health import STATE_VALUES
 from medix_reward.metrics import Metrics
 from medix_reward.pipeline import RewardPipeline, config_hash
 from medix_reward.protocols import (
@@ -192,13 +193,14 @@ async def health() -> dict[str, str]:
 
 @operations.get("/ready", responses=documented(503))
 async def ready(request: Request, settings: SettingsDep) -> JSONResponse:
-    """Readiness: the embedder is warm, the micro-batcher alive and a judge replica answers."""
+    """Readiness: the embedder is warm, the micro-batcher alive and a judge replica answers. The body names
+    each judge replica's breaker state (closed, half_open, open)."""
     pipeline: RewardPipeline | None = getattr(request.app.state, "pipeline", None)
     if pipeline is None or not pipeline.embeddings.batcher.alive:
         return error_response(NotReady("embedder not running"))
     if "accuracy_llm" in settings.reward.components and not await pipeline.judge.reachable():
         return error_response(NotReady("no judge replica answers"))
-    return JSONResponse({"status": "ready"})
+    return JSONResponse({"status": "ready", "judge_replicas": pipeline.judge.health.states()})
 
 
 @operations.get("/metrics", response_class=Response)
@@ -209,6 +211,9 @@ async def prometheus_metrics(request: Request, metrics: MetricsDep) -> Response:
         metrics.embed_queue_depth.set(pipeline.embeddings.batcher.queued)
         metrics.cache_bytes.labels("verdicts").set(pipeline.judge.cache_bytes)
         metrics.cache_bytes.labels("embeddings").set(pipeline.embeddings.cache_bytes)
+        for replica, breaker in pipeline.judge.health.breakers.items():
+            metrics.judge_breaker.labels(replica).set(STATE_VALUES[breaker.state])
+            metrics.judge_breaker_opened.labels(replica).set(breaker.opened)
         for replica, limit in pipeline.judge.limits.items():
             if limit is not None:
                 metrics.judge_limit.labels(replica).set(limit.limit)

@@ -25,6 +25,22 @@ class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt variable must not be silently ignored
 
 
+class JudgeHealthSettings(_Group):
+    """Each judge replica's circuit breaker (judge_health.py)."""
+
+    window_s: float = Field(default=60.0, gt=0, description="Attempts older than this are forgotten.")
+    min_failures: int = Field(
+        default=3, ge=1, description="Failed attempts in a row, or at least this many within the window, open it."
+    )
+    failure_ratio: float = Field(
+        default=0.5, gt=0, le=1, description="…and at least this share of its attempts within the window."
+    )
+    probe_interval_s: float = Field(
+        default=2.0, gt=0, description="An open replica is probed (GET /models) this often; an answer reopens it."
+    )
+    probe_timeout_s: float = Field(default=2.0, gt=0, description="A probe not answered within this fails.")
+
+
 class JudgeSettings(_Group):
     base_urls: list[str] = Field(
         default=["http://127.0.0.1:8000/v1"],
@@ -57,6 +73,9 @@ class JudgeSettings(_Group):
     logprobs: bool = Field(default=False, description="Ask for logprobs and report the judge's P(YES).")
     cache_size: int = Field(default=100_000, ge=0, description="Verdicts kept across requests (LRU); 0 disables.")
     cache_bytes: int = Field(default=256 * 2**20, ge=0, description="Approximate memory the verdicts may hold.")
+    health: JudgeHealthSettings = Field(
+        default=JudgeHealthSettings(), description="When a replica counts as down, and how it is probed back."
+    )
     max_answer_chars: int = Field(
         default=2000,
         ge=1,
@@ -181,6 +200,24 @@ class LimitsSettings(_Group):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1, description="Request body size; beyond it, 413.")
     body_timeout_s: float = Field(
         default=30.0, gt=0, description="Longest wait for the next part of a request body; beyond it, 408."
+    )
+    body_deadline_s: float = Field(
+        default=120.0, gt=0, description="Longest time to receive a whole request body, however it trickles; 408."
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request head must be complete this long after the connection opens (or after its first "
+        "byte on a kept-alive connection), or the connection is closed (`medix-reward serve`).",
+    )
+    keep_alive_s: float = Field(
+        default=30.0, gt=0, description="An idle kept-alive connection is closed after this (`medix-reward serve`)."
+    )
+    max_connections: int = Field(
+        default=4096,
+        ge=1,
+        description="Open connections; past it, each new one closes the one waiting longest without a request "
+        "(`medix-reward serve`).",
     )
 
 

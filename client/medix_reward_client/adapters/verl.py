@@ -8,8 +8,9 @@
 
 `ground_truth` is MediX form "<TAG> answer". Extra keys (`url`, `fallback`, `max_retries`,
 `retry_budget_s`, `timeout`) come from `reward.custom_reward_function.reward_kwargs`. Failure: an item that could
-not be scored (its judge call failed, or every judge call of the request did and the service answered
-502/504) raises RewardUnavailable, unless `fallback` is given: then it gets that value, logged and counted.
+not be scored raises RewardUnavailable, unless `fallback` is given: then it gets that value, logged and counted.
+Its judge calls failing while the judge is up is an item failure, answered at once (not retried); the judge
+being down is the service's 502/504, retried within `retry_budget_s` (docs/judge-health.md).
 """
 
 from __future__ import annotations

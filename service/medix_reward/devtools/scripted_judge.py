@@ -10,7 +10,8 @@ block); or, with evaluation_mode="first-listed", the first value the reply instr
 queued with `script()` are served one per call, before normal replies: an HTTP status (optionally with
 Retry-After), "garbage" (a 200 that is not JSON), "empty_choices", or "hang" (never answers within any sane
 timeout). With `context_chars` set, a prompt longer than that is refused with 400, as vLLM refuses one beyond
-the model's context length.
+the model's context length. `down` makes the whole judge fail, probes included. A call whose client
+goes away stops at once (vLLM aborts it), so `in_flight` counts what the judge is still working on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -115,6 +117,21 @@ def _completion(content: str) -> JSONResponse:
     return JSONResponse({"id": "chatcmpl-scripted", "object": "chat.completion", "choices": [choice]})
 
 
+async def _work(request: Request, seconds: float) -> None:
+    """Sleeps `seconds`, or less if the client goes away (then the work is abandoned, as vLLM aborts it)."""
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(gone())
+    try:
+        with contextlib.suppress(asyncio.CancelledError):  # quiet when the server stops
+            await asyncio.wait({watcher}, timeout=seconds)
+    finally:
+        watcher.cancel()
+
+
 @dataclass(frozen=True)
 class Fault:
     status: int = 500
@@ -138,6 +155,8 @@ class ScriptedJudge:
     reply_yes: str = "YES"
     reply_no: str = "NO"
     model: str = "scripted-judge"
+    # A judge that is down: every call and every probe (GET /models) gets this fault, until set back to None.
+    down: Fault | None = None
     # Answers the judge always fails on (a fault every time), for failures pinned to one item.
     failing_answers: dict[str, Fault] = field(default_factory=dict)
     context_chars: int | None = None  # longer prompts (all messages) are refused with 400
@@ -157,6 +176,7 @@ class ScriptedJudge:
     max_in_flight: int = 0
     _faults: deque[Fault] = field(default_factory=deque)
     _in_flight: int = 0
+    _in_flight_changed: threading.Condition = field(default_factory=threading.Condition)
 
     def script(self, *faults: Fault | int | str) -> None:
         """Queue faults: an int is an HTTP status, a str a kind ('garbage', 'empty_choices', 'hang')."""
@@ -175,6 +195,18 @@ class ScriptedJudge:
         self.failing_truths.clear()
         self.evaluation_replies.clear()
         self.max_in_flight = 0
+        self.down = None
+
+    @property
+    def in_flight(self) -> int:
+        """Calls the judge is working on now (a call whose client went away ends, as on vLLM)."""
+        return self._in_flight
+
+    def wait_in_flight(self, calls: int, timeout: float) -> bool:
+        """Waits (from another thread) until exactly `calls` calls are in flight; whether that happened within
+        `timeout`. wait_in_flight(0, …): until the judge is idle."""
+        with self._in_flight_changed:
+            return self._in_flight_changed.wait_for(lambda: self._in_flight == calls, timeout)
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
@@ -183,23 +215,26 @@ class ScriptedJudge:
         turn = sum(message["role"] == "assistant" for message in body["messages"])
         truth, answer = (sample[1], sample[2]) if sample else read_pair(body["messages"])
         self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter(), turn=turn))
-        fault = self._faults.popleft() if self._faults else self.failing_answers.get(answer)
+        fault = self.down or (self._faults.popleft() if self._faults else self.failing_answers.get(answer))
         prompt_chars = sum(len(message["content"]) for message in body["messages"])
         if fault is None and self.context_chars is not None and prompt_chars > self.context_chars:
             message = f"This model's maximum context length is {self.context_chars} characters."
             return JSONResponse({"error": {"message": message, "type": "BadRequestError"}}, status_code=400)
         fault = fault or self.failing_truths.get(truth)
         async with self._slots:
-            self._in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            with self._in_flight_changed:
+                self._in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self._in_flight)
+                self._in_flight_changed.notify_all()
             try:
                 if fault is not None and fault.kind == "hang":
-                    with contextlib.suppress(asyncio.CancelledError):  # quiet when the server stops
-                        await asyncio.sleep(3600)
+                    await _work(request, 3600)
                 if self.latency_s:
-                    await asyncio.sleep(self.latency_s)
+                    await _work(request, self.latency_s)
             finally:
-                self._in_flight -= 1
+                with self._in_flight_changed:
+                    self._in_flight -= 1
+                    self._in_flight_changed.notify_all()
         if fault is not None:
             if fault.kind == "garbage":
                 return PlainTextResponse("<html>bad gateway</html>")
@@ -247,6 +282,11 @@ class ScriptedJudge:
         return f'{{"score": {score}}}'
 
     async def _models(self, _: Request) -> Response:
+        if self.down is not None:
+            if self.down.kind == "hang":
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(3600)
+            return JSONResponse({"error": {"message": "scripted failure"}}, status_code=self.down.status)
         return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model"}]})
 
     # -- lifecycle: a uvicorn server on its own thread and event loop --------------------------------
