@@ -224,6 +224,11 @@ def main(argv: list[str] | None = None) -> None:
     integrity.add_argument("--plot", default=None, help="write the bar chart here (PNG)")
     integrity.add_argument("--items", default=None, help="write every item's result per configuration here (JSONL)")
     integrity.add_argument("--only", nargs="*", default=None, help="run only these configurations (by name)")
+    integrity.add_argument(
+        "--parity",
+        action="store_true",
+        help="instead: check that medix-r1's judge requests and verdicts equal direct calls with the reference's",
+    )
     integrity.set_defaults(run=_integrity)
     judge = commands.add_parser("judge", help="the local vLLM judge on CPU: prepare, start or stop it")
     judge.add_argument("action", choices=["prepare", "start", "stop"])
