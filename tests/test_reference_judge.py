@@ -18,8 +18,18 @@ from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.parity import markdown, run_parity
 from medix_reward.devtools.reference import reference_pair, reference_request
 from medix_reward.devtools.scripted_judge import ScriptedJudge, read_pair
-from medix_reward.judge import JudgeClient, JudgeStats, judge_messages
-from medix_reward.settings import JudgeSettings
+from medix_reward.judge import (
+    REFERENCE_PROMPT_VERSION,
+    STRICT_PROMPT_VERSION,
+    JudgeAsk,
+    JudgeClient,
+    JudgeStats,
+    judge_messages,
+)
+from medix_reward.pipeline import config_hash
+from medix_reward.rules import effective_reward
+from medix_reward.settings import DefenceSettings, JudgeSettings, RewardSettings
+from medix_reward_client.schema import RewardOptions
 from tests.helpers import CharEncoder, HandlerTransport, make_settings
 
 # (answer, truth) as the judge is asked about them: awkward for a template, a quote or a parser.
@@ -121,3 +131,16 @@ def test_parity_tool_on_a_scripted_judge():
     assert not report.holds and len(report.disagreements) == len(report.pairs)
     assert all(p.service == "YES" and p.reference == "NO" for p in report.disagreements)
     assert "Parity FAILS" in markdown(report, "fickle")
+
+
+def test_the_prompt_version_is_in_config_and_the_config_hash(service):
+    """medix-r1 asks with the reference's prompt and whole answers; hardened keeps medix-judge-v2 and the cut. The
+    version names which, in /config and in the config hash (and in the verdict cache key, tests/test_shared_cache)."""
+    reference = effective_reward(RewardSettings(), None, DefenceSettings())
+    hardened = effective_reward(RewardSettings(), RewardOptions(preset="hardened"), DefenceSettings())
+    assert reference.judge_ask == JudgeAsk(REFERENCE_PROMPT_VERSION, neutralise=False, logprobs=False, truncate=False)
+    assert hardened.judge_ask.prompt_version == STRICT_PROMPT_VERSION and hardened.judge_ask.truncate
+    config = httpx.get(f"{service.url}/config", timeout=10).json()
+    assert config["preset"] == "medix-r1" and config["prompt_version"] == REFERENCE_PROMPT_VERSION
+    assert reference.fingerprint()["prompt_version"] == REFERENCE_PROMPT_VERSION  # what config_hash digests
+    assert config["config_hash"] == config_hash(make_settings(["http://any/v1"]), reference)
