@@ -129,7 +129,8 @@ def test_parity_tool_on_a_scripted_judge():
     with ScriptedJudge(decide=fickle) as judge:
         report = asyncio.run(run_parity(make_settings([judge.url]), cases, CharEncoder()))
     assert not report.holds and len(report.disagreements) == len(report.pairs)
-    assert all(p.service == "YES" and p.reference == "NO" for p in report.disagreements)
+    assert all(p.service == "YES" and p.reference == "NO" and p.again == ("NO",) * 8 for p in report.disagreements)
+    assert report.judge_flips == []  # this judge is consistent after its first answer: no near tie
     assert "Parity FAILS" in markdown(report, "fickle")
 
 
@@ -144,3 +145,17 @@ def test_the_prompt_version_is_in_config_and_the_config_hash(service):
     assert config["preset"] == "medix-r1" and config["prompt_version"] == REFERENCE_PROMPT_VERSION
     assert reference.fingerprint()["prompt_version"] == REFERENCE_PROMPT_VERSION  # what config_hash digests
     assert config["config_hash"] == config_hash(make_settings(["http://any/v1"]), reference)
+
+
+def test_parity_tool_tells_a_judge_that_flips_on_identical_requests():
+    asked: dict[tuple[str, str], int] = {}
+
+    def coin(answer: str, truth: str) -> bool:  # YES, NO, YES, … for each pair: a near tie
+        asked[(answer, truth)] = asked.get((answer, truth), 0) + 1
+        return asked[(answer, truth)] % 2 == 1
+
+    with ScriptedJudge(decide=coin) as judge:
+        report = asyncio.run(run_parity(make_settings([judge.url]), load_corpus()[:6], CharEncoder(), again=4))
+    assert report.disagreements and report.judge_flips == report.disagreements
+    assert all(sorted(p.again) == ["NO", "NO", "YES", "YES"] for p in report.pairs if p.again)
+    assert "answers the identical request both ways" in markdown(report, "coin")

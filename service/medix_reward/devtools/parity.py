@@ -55,6 +55,7 @@ class PairVerdicts:
     pair: tuple[str, str]  # (answer, truth) as the reference shows them
     service: str | None  # the service's verdict under medix-r1, or its error code
     reference: str  # the direct call's: YES, NO or judge_rejected_input
+    again: tuple[str, ...] = ()  # a disagreement: the direct call's request sent again, its verdicts
 
 
 @dataclass
@@ -69,6 +70,11 @@ class ParityReport:
     @property
     def disagreements(self) -> list[PairVerdicts]:
         return [p for p in self.pairs if p.service != p.reference]
+
+    @property
+    def judge_flips(self) -> list[PairVerdicts]:
+        """Disagreements where the judge answered the reference's identical request both ways when asked again."""
+        return [p for p in self.disagreements if {p.reference, *p.again} >= {"YES", "NO"}]
 
     @property
     def holds(self) -> bool:
@@ -88,7 +94,11 @@ async def _direct(client: httpx.AsyncClient, url: str, body: dict[str, object], 
     return "YES" if reference_yes(reply.json()["choices"][0]["message"]["content"]) else "NO"
 
 
-async def run_parity(settings: Settings, cases: list[Case], encoder: Encoder | None = None) -> ParityReport:
+async def run_parity(
+    settings: Settings, cases: list[Case], encoder: Encoder | None = None, again: int = 8
+) -> ParityReport:
+    """The parity check; each disagreement's reference request is sent `again` more times, so that a judge that
+    answers identical bytes both ways (a near tie) shows as such."""
     started = time.perf_counter()
     judge = settings.judge
     recorder = RecordingTransport(open_judge_transport(judge))
@@ -118,10 +128,15 @@ async def run_parity(settings: Settings, cases: list[Case], encoder: Encoder | N
         url = f"{judge.base_urls[0]}/chat/completions"
         bodies = {pair: reference_request(judge.model, *pair) for pair in expected}
         replies = await asyncio.gather(*(_direct(client, url, body, slots) for body in bodies.values()))
+        repeats = {
+            pair: await asyncio.gather(*(_direct(client, url, bodies[pair], slots) for _ in range(again)))
+            for pair, reply in zip(bodies, replies, strict=True)
+            if service.get(pair) != reply
+        }
     sent = set(recorder.bodies)
     wanted = {json.dumps(body).encode() for body in bodies.values()}
     pairs = [
-        PairVerdicts(case, pair, service.get(pair), reply)
+        PairVerdicts(case, pair, service.get(pair), reply, tuple(repeats.get(pair, ())))
         for (pair, case), reply in zip(expected.items(), replies, strict=True)
     ]
     return ParityReport(len(cases), pairs, mismatches, len(wanted & sent), len(sent - wanted),
@@ -145,5 +160,14 @@ def markdown(report: ParityReport, header: str) -> str:
     ]
     lines += [f"  - {line}" for line in report.pair_mismatches]
     for p in report.disagreements:
-        lines.append(f"  - {p.case.id} ({p.case.family}): service {p.service}, reference {p.reference}")
+        again = Counter(p.again)
+        line = f"  - {p.case.id} ({p.case.family}): service {p.service}, reference {p.reference}"
+        if p.again:
+            line += f"; the reference's request again {len(p.again)} times: {again['YES']} YES, {again['NO']} NO"
+        lines.append(line)
+    if report.disagreements:
+        lines.append(
+            f"- Disagreements where the judge answers the identical request both ways: {len(report.judge_flips)} "
+            f"of {len(report.disagreements)}."
+        )
     return "\n".join(lines) + "\n"
