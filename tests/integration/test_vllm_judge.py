@@ -142,8 +142,9 @@ def test_medix_r1_verdicts_equal_direct_calls_with_the_reference_prompt(vllm, mi
     cases = [c for family in ("legit", "wrong", "hack") for c in [c for c in corpus if c.family == family][:5]]
     settings = make_settings([url], model=stack.served_name, timeout_s=60.0)
     report = asyncio.run(run_parity(settings, cases, minilm))
-    assert len(report.pairs) >= 10 and report.bodies_equal == len(report.pairs)
-    assert report.holds, [(p.case.id, p.service, p.reference) for p in report.disagreements]
+    assert len(report.pairs) >= 10 and report.bodies_equal == len(report.pairs) and not report.pair_mismatches
+    # Identical bytes can only get another verdict from the judge itself: a near tie it answers both ways.
+    assert report.disagreements == report.judge_flips, [(p.case.id, p.service, p.again) for p in report.disagreements]
 
 
 def test_judge_stopped_mid_run_is_reported_never_zero(vllm, minilm):
