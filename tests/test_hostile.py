@@ -22,7 +22,7 @@ from medix_reward.app import create_app
 from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.scripted_judge import ScriptedJudge
 from medix_reward.embedder import EmbedderError, MicroBatcher
-from medix_reward.settings import EmbedderSettings, LimitsSettings, Settings
+from medix_reward.settings import DefenceSettings, EmbedderSettings, LimitsSettings, Settings
 from tests.helpers import CharEncoder, make_settings
 
 INNOCENT = {"response": "<X_RAY> <thinking>r</thinking> <answer>Mass</answer>", "ground_truth": "<X_RAY> Big mass"}
@@ -226,7 +226,7 @@ def long_answer(n: int, head: str = "Left-sided tension pneumothorax") -> dict[s
 
 def test_a_judge_refusing_an_items_input_fails_that_item_only():
     with ScriptedJudge(context_chars=2000) as judge:  # refuses longer prompts with 400, as vLLM does
-        settings = settings_with(judge, max_answer_chars=100_000, max_retries=3)  # no truncation: the judge sees all
+        settings = settings_with(judge, max_retries=3)  # medix-r1 cuts nothing: the judge sees all
         with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
             alone = {"items": [long_answer(200)]}
             mixed = {"items": [long_answer(200, "Pneumothorax"), INNOCENT]}
@@ -265,26 +265,34 @@ def test_trainer_endpoints_answer_a_refused_item_422_which_no_client_retries():
 def test_a_refused_item_does_not_hide_a_judge_that_is_down():
     with ScriptedJudge(context_chars=2000) as judge, ScriptedJudge() as gone:
         gone.stop()
-        settings = settings_with(judge, max_answer_chars=100_000, max_retries=0)
+        settings = settings_with(judge, max_retries=0)
         settings.judge.base_urls = [gone.url]  # the deployment's judge does not answer
         with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
             reply = send(server.url, {"items": [long_answer(200), INNOCENT]})
             assert_error(reply, 502, "judge_unreachable")
 
 
-def test_answers_are_cut_for_the_judge_visibly_and_cached_by_what_it_saw():
+def test_hardened_cuts_answers_for_the_judge_visibly_and_caches_by_what_it_saw():
     with ScriptedJudge(context_chars=2000) as judge:
         settings = settings_with(judge, max_answer_chars=200)
+        # Only the cut is under test: no screening (it refuses long answers) and no second opinions.
+        settings.hardened = DefenceSettings(screen_answers=False, swap_check=False, semantic_floor=None)
+        hardened = {"preset": "hardened"}
         with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
-            first = send(server.url, {"items": [long_answer(200), INNOCENT]}).json()["results"]
+            first = send(server.url, {"items": [long_answer(200), INNOCENT], "options": hardened}).json()["results"]
             assert first[0]["overall"] is not None and first[0]["errors"] == {}
             assert first[0]["details"]["judge_truncated"] is True and first[0]["details"]["judge_verdict"] == "YES"
             assert first[1]["details"]["judge_truncated"] is False
             assert max(len(call.answer) for call in judge.calls) == 200
             # A different answer with the same first 200 characters is, for the judge, the same question.
-            longer = send(server.url, {"items": [long_answer(300)]}).json()["results"][0]
+            longer = send(server.url, {"items": [long_answer(300)], "options": hardened}).json()["results"][0]
             assert longer["details"]["judge_cached"] is True and longer["details"]["judge_truncated"] is True
             assert len(judge.calls) == 2
+            # medix-r1 sends the reference's request: the answer whole, which this judge refuses as too long.
+            whole = send(server.url, {"items": [long_answer(200)]}).json()["results"][0]
+            assert whole["errors"]["accuracy_llm"]["code"] == "judge_rejected_input"
+            assert len(judge.calls) == 3 and judge.calls[-1].answer == whole["details"]["predicted_answer"]
+            assert whole["details"]["judge_truncated"] is None and len(judge.calls[-1].answer) > 4000
 
 
 def test_normal_answers_are_not_cut_and_score_as_before(service, judge):

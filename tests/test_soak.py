@@ -13,7 +13,7 @@ def test_bounded_soak_has_no_errors_and_flat_memory():
 
 
 def test_distinct_long_answers_stay_within_the_cache_budgets():
-    # Budgets that a few requests overflow (each answer is ~4 kB to the verdict cache, ~10 kB to the embedding
+    # Budgets that a few requests overflow (each answer is ~8 kB to the verdict cache, ~10 kB to the embedding
     # cache), so the test asks how the caches behave when full, not how fast this machine is.
     quarter_mb = str(2**18)
     budget = {"MEDIX_REWARD_JUDGE__CACHE_BYTES": quarter_mb, "MEDIX_REWARD_EMBEDDER__CACHE_BYTES": quarter_mb}

@@ -275,6 +275,11 @@ def main(argv: list[str] | None = None) -> None:
     integrity.add_argument("--plot", default=None, help="write the bar chart here (PNG)")
     integrity.add_argument("--items", default=None, help="write every item's result per configuration here (JSONL)")
     integrity.add_argument("--only", nargs="*", default=None, help="run only these configurations (by name)")
+    integrity.add_argument(
+        "--parity",
+        action="store_true",
+        help="instead: check that medix-r1's judge requests and verdicts equal direct calls with the reference's",
+    )
     integrity.set_defaults(run=_integrity)
     top = commands.add_parser("top", help="a live terminal view of a running service, from its /metrics")
     top.add_argument("--url", default=None, help="the service; default $MEDIX_REWARD_URL or http://127.0.0.1:8080")

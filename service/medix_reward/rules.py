@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from medix_reward.checks import CheckedItem, Tags, check_item, clean_answer, compose, modality_tag, split_ground_truth
-from medix_reward.judge import PROMPT_VERSION, STRICT_PROMPT_VERSION, JudgeAsk, JudgeError, Verdict
+from medix_reward.judge import REFERENCE_PROMPT_VERSION, STRICT_PROMPT_VERSION, JudgeAsk, JudgeError, Verdict
 from medix_reward.settings import NO_DEFENCES, DefenceSettings, RewardSettings
 from medix_reward_client.schema import (
     COMPONENTS,
@@ -43,8 +43,9 @@ class EffectiveReward:
 
     @property
     def judge_ask(self) -> JudgeAsk:
-        version = STRICT_PROMPT_VERSION if self.defences.strict_judge else PROMPT_VERSION
-        return JudgeAsk(version, self.defences.neutralise_special_tokens, self.defences.soft_score)
+        version = STRICT_PROMPT_VERSION if self.defences.strict_judge else REFERENCE_PROMPT_VERSION
+        hardened = self.preset in ("hardened", "hardened-custom")  # medix-r1 and custom: the reference's request
+        return JudgeAsk(version, self.defences.neutralise_special_tokens, self.defences.soft_score, truncate=hardened)
 
     @property
     def needs_similarity(self) -> bool:

@@ -68,8 +68,11 @@ class JudgeSettings(_Group):
     target_latency_s: float | None = Field(
         default=None, gt=0, description="A call slower than this shrinks the adaptive limit; default timeout_s / 2."
     )
-    max_tokens: int = Field(default=4, ge=1)
-    chat_template_kwargs: dict[str, object] = Field(default={"enable_thinking": False})
+    max_tokens: int = Field(default=4, ge=1, description="The reference's 4.")
+    chat_template_kwargs: dict[str, object] = Field(
+        default={"enable_thinking": False},
+        description="Sent with every call, as the reference does; set {} for a judge that refuses the field.",
+    )
     logprobs: bool = Field(default=False, description="Ask for logprobs and report the judge's P(YES).")
     cache_size: int = Field(default=100_000, ge=0, description="Verdicts kept across requests (LRU); 0 disables.")
     cache_bytes: int = Field(default=256 * 2**20, ge=0, description="Approximate memory the verdicts may hold.")
@@ -79,8 +82,9 @@ class JudgeSettings(_Group):
     max_answer_chars: int = Field(
         default=2000,
         ge=1,
-        description="The predicted and the true answer are cut to this many characters before the judge sees "
-        "them (details.judge_truncated says so), so one long answer cannot overflow the judge's context.",
+        description="Under the hardened preset, the predicted and the true answer are cut to this many characters "
+        "before the judge sees them (details.judge_truncated says so), so one long answer cannot overflow the "
+        "judge's context. medix-r1 sends them whole, as the reference does.",
     )
 
     @field_validator("base_urls")

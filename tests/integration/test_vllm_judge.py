@@ -4,6 +4,7 @@ the protocol, the parsing of a real model's replies, concurrency and failure pat
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -131,6 +132,22 @@ def test_evaluation_protocol_through_the_real_judge(vllm, minilm):
             assert result["score"] is not None and 0 <= result["score"] <= (5 if result["kind"] == "graded" else 1)
         else:
             assert result["error"]["code"] == "judge_unparseable" and result["score"] is None
+
+
+def test_medix_r1_verdicts_equal_direct_calls_with_the_reference_prompt(vllm, minilm):
+    """Issue 22 on a real model: the service's medix-r1 requests are the reference's bytes, and its verdicts those
+    of the same pairs sent directly as the reference sends them (`integrity --parity` on a few items)."""
+    from medix_reward.devtools.integrity import load_corpus
+    from medix_reward.devtools.parity import run_parity
+
+    stack, url = vllm
+    corpus = load_corpus()
+    cases = [c for family in ("legit", "wrong", "hack") for c in [c for c in corpus if c.family == family][:5]]
+    settings = make_settings([url], model=stack.served_name, timeout_s=60.0)
+    report = asyncio.run(run_parity(settings, cases, minilm))
+    assert len(report.pairs) >= 10 and report.bodies_equal == len(report.pairs) and not report.pair_mismatches
+    # Identical bytes can only get another verdict from the judge itself: a near tie it answers both ways.
+    assert report.disagreements == report.judge_flips, [(p.case.id, p.service, p.again) for p in report.disagreements]
 
 
 def test_judge_stopped_mid_run_is_reported_never_zero(vllm, minilm):

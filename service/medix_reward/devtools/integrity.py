@@ -207,11 +207,15 @@ def plot(reports: list[Report], path: Path) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
+    # Logprobs for the soft_score row; --parity sends the reference's request, which asks for none.
     judge = JudgeSettings(base_urls=[args.judge_url], model=args.judge_model, concurrency=args.concurrency,
-                          timeout_s=120, logprobs=True)  # fmt: skip
+                          timeout_s=120, logprobs=not args.parity)  # fmt: skip
     settings = Settings(judge=judge, embedder=EmbedderSettings(model=args.embedder))
     cases = load_corpus()
     encoder = SentenceTransformerEncoder(settings.embedder)
+    if args.parity:
+        _parity(settings, cases, encoder, args)
+        return
     started = time.perf_counter()
     configs = configurations(settings.hardened)
     if args.only:
@@ -226,3 +230,16 @@ def main(args: argparse.Namespace) -> None:
         Path(args.markdown).write_text(text, encoding="utf-8")
     if args.plot:
         plot(reports, Path(args.plot))
+
+
+def _parity(settings: Settings, cases: list[Case], encoder: object, args: argparse.Namespace) -> None:
+    from medix_reward.devtools import parity
+
+    report = asyncio.run(parity.run_parity(settings, cases, encoder))
+    header = f"Judge `{args.judge_model}` at {args.judge_url}, {args.concurrency} calls in flight, {CORPUS.name}."
+    text = parity.markdown(report, header)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text, encoding="utf-8")
+    if not report.holds:
+        raise SystemExit(1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import threading
 import time
@@ -31,8 +32,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from medix_reward.devtools.live import LiveServer
+from medix_reward.judge import REFERENCE_PROMPT
 
-_QUOTED = re.compile(r"<<<(.*?)>>>", re.DOTALL)  # medix-judge-v1
 # medix-eval-v1, binary and graded: the three quoted texts under their headings.
 _EVALUATION = re.compile(
     r"(?:Question|Instruction):\n<<<(.*?)>>>\n\n(?:Correct answer|Reference):\n<<<(.*?)>>>\n\n"
@@ -42,12 +43,23 @@ _EVALUATION = re.compile(
 _MARKED = re.compile(r"\[DATA ([0-9a-f]+)\]\n(.*?)\n\[END \1\]", re.DOTALL)  # medix-judge-v2, nonce per call
 
 
+# The reference's prompt around its two answers: "…Predicted:" + answer + "\nGround Truth:" + truth + "\n".
+_HEAD, _REST = REFERENCE_PROMPT.split("{predict}")
+_BETWEEN, _TAIL = _REST.split("{ground_truth}")
+
+
 def read_pair(messages: list[dict[str, str]]) -> tuple[str, str]:
-    """(ground truth, predicted answer) as a judge prompt of either version shows them."""
+    """(ground truth, predicted answer) as a judge prompt of either version shows them: the medix-judge-v2
+    marked blocks, or the reference's `Predicted:` and `Ground Truth:` lines. An answer may hold newlines and
+    a `Ground Truth:` line of its own: the truth is what follows the prompt's last one."""
     prompt = messages[-1]["content"]
-    quoted = [text for _, text in _MARKED.findall(prompt)] or _QUOTED.findall(prompt)
-    truth, answer = (["", "", *quoted])[-2:]  # the last two: ground truth, then answer
-    return truth, answer
+    marked = [text for _, text in _MARKED.findall(prompt)]
+    if len(marked) >= 2:
+        return marked[-2], marked[-1]  # ground truth, then answer
+    if prompt.startswith(_HEAD) and prompt.endswith(_TAIL):
+        answer, _, truth = prompt[len(_HEAD) : len(prompt) - len(_TAIL)].rpartition(_BETWEEN)
+        return truth, answer
+    return "", ""
 
 
 # What a gullible judge takes as the answer speaking to it or vouching for itself.
@@ -145,6 +157,7 @@ class JudgeCall:
     answer: str
     started: float
     turn: int = 0  # evaluation conversations: the judge's replies before this call
+    body: bytes = b""  # the request body as it arrived
 
 
 @dataclass
@@ -172,7 +185,6 @@ class ScriptedJudge:
     # or a test's own for templates written for it.
     read_evaluation: Callable[[list[dict[str, str]]], tuple[str, str, str] | None] = read_sample
     calls: list[JudgeCall] = field(default_factory=list)
-    bodies: list[dict[str, object]] = field(default_factory=list)  # every request body, as received
     max_in_flight: int = 0
     _faults: deque[Fault] = field(default_factory=deque)
     _in_flight: int = 0
@@ -189,13 +201,17 @@ class ScriptedJudge:
 
     def reset(self) -> None:
         self.calls.clear()
-        self.bodies.clear()
         self._faults.clear()
         self.failing_answers.clear()
         self.failing_truths.clear()
         self.evaluation_replies.clear()
         self.max_in_flight = 0
         self.down = None
+
+    @property
+    def bodies(self) -> list[dict[str, object]]:
+        """Every request body, as received."""
+        return [json.loads(call.body) for call in self.calls]
 
     @property
     def in_flight(self) -> int:
@@ -209,12 +225,12 @@ class ScriptedJudge:
             return self._in_flight_changed.wait_for(lambda: self._in_flight == calls, timeout)
 
     async def _chat(self, request: Request) -> Response:
-        body = await request.json()
-        self.bodies.append(body)
+        raw = await request.body()
+        body = json.loads(raw)
         sample = self.read_evaluation(body["messages"])
         turn = sum(message["role"] == "assistant" for message in body["messages"])
         truth, answer = (sample[1], sample[2]) if sample else read_pair(body["messages"])
-        self.calls.append(JudgeCall(truth=truth, answer=answer, started=time.perf_counter(), turn=turn))
+        self.calls.append(JudgeCall(truth, answer, time.perf_counter(), turn, raw))
         fault = self.down or (self._faults.popleft() if self._faults else self.failing_answers.get(answer))
         prompt_chars = sum(len(message["content"]) for message in body["messages"])
         if fault is None and self.context_chars is not None and prompt_chars > self.context_chars:
