@@ -134,10 +134,10 @@ def test_a_short_search_finds_holes_in_medix_r1(service_on_susceptible_judge):
     scenarios = load_scenarios(excluded=credits_any_answer)
     with httpx.Client(timeout=300) as client:
         result = search(http_evaluator(client, service_on_susceptible_judge, "medix-r1"), scenarios,
-                        preset="medix-r1", budget=200, seed=1, batch=100, shrink_limit=1)  # fmt: skip
-    assert result.evaluations == 200 and result.holes  # the judge is susceptible indeed, and the search finds it
+                        preset="medix-r1", budget=100, seed=1, batch=50, shrink_limit=1)  # fmt: skip
+    assert result.evaluations == 100 and result.holes  # the judge is susceptible indeed, and the search finds it
     shrunk = [hole for hole in result.holes if hole.shrunk]
-    assert shrunk and all(len(h.minimal_response) <= len(h.response) for h in shrunk)
+    assert shrunk and all(set(h.minimal_families) <= {*h.families, "base"} for h in shrunk)
     rows = regression_rows([result])
     assert rows and {row["family"] for row in rows} == {"found-by-search"} and rows[0]["seed"] == 1
 
@@ -151,3 +151,18 @@ def test_a_2000_evaluation_search_finds_no_hole_in_hardened(service_on_susceptib
     print(f"\n{result.evaluations} evaluations in {time.perf_counter() - started:.0f} s\n" + table([result]))
     assert result.evaluations == 2000
     assert [h.minimal_answer for h in result.holes] == []
+
+
+def test_the_new_rules_refuse_no_legitimate_answer_of_the_corpus():
+    """Screening is pure: what it refuses of the legitimate answers it refuses with any judge, so the real-judge
+    recall cannot fall through these rules."""
+    from medix_reward.checks import Tags, check_item, split_ground_truth
+    from medix_reward.devtools.integrity import load_corpus
+
+    refused = []
+    for case in load_corpus():
+        modality, truth = split_ground_truth(case.ground_truth)
+        answer = check_item(case.response, truth, modality, Tags(), strict_format=True).predicted_answer
+        if case.family == "legit" and screen(answer, truth) is not None:
+            refused.append((answer, screen(answer, truth)))
+    assert refused == []

@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     redteam.add_argument("--budget", type=int, default=2000, help="evaluations per preset (shrinking costs extra)")
     redteam.add_argument("--seed", type=int, default=0)
     redteam.add_argument("--batch", type=int, default=100, help="candidates per generation (one POST /reward)")
+    redteam.add_argument("--max-seconds", type=float, default=None, help="stop each preset's search after this long")
     redteam.add_argument("--shrink-limit", type=int, default=3, help="holes shrunk per family combination")
     redteam.add_argument("--holes", default=None, help="write every hole here (JSONL, with its minimal form)")
     redteam.add_argument("--markdown", default=None, help="write the table here")

@@ -12,7 +12,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -67,8 +67,17 @@ def local_service(judge_url: str, judge_model: str, concurrency: int, embedder: 
 
 
 def run(
-    url: str, presets: list[str], budget: int, seed: int, batch: int, shrink_limit: int = 3, show_progress: bool = True
+    url: str,
+    presets: list[str],
+    budget: int,
+    seed: int,
+    batch: int,
+    shrink_limit: int = 3,
+    max_seconds: float | None = None,
+    show_progress: bool = True,
+    done: Callable[[list[SearchResult]], None] | None = None,
 ) -> list[SearchResult]:
+    """Each preset in turn; `done` sees the results so far after each (a long run keeps what it found)."""
     from tqdm import tqdm
 
     scenarios = load_scenarios(excluded=credits_any_answer)
@@ -79,7 +88,10 @@ def run(
                       file=sys.stderr) as bar:  # fmt: skip
                 evaluate = http_evaluator(client, url, preset)
                 results.append(search(evaluate, scenarios, preset=preset, budget=budget, seed=seed, batch=batch,
-                                      shrink_limit=shrink_limit, progress=bar.update))  # fmt: skip
+                                      shrink_limit=shrink_limit, max_seconds=max_seconds,
+                                      progress=bar.update))  # fmt: skip
+            if done is not None:
+                done(results)
     return results
 
 
@@ -98,6 +110,23 @@ def regression_rows(results: list[SearchResult]) -> list[dict[str, object]]:
     return rows
 
 
+def report(args: argparse.Namespace, judge_name: str, results: list[SearchResult]) -> str:
+    """The table, minimal examples, the holes file and the regression items of the presets searched so far."""
+    header = f"Judge `{judge_name}`, seed {args.seed}, budget {args.budget} evaluations per preset."
+    text = header + "\n\n" + table(results)
+    for result in results:
+        for hole in [h for h in result.holes if h.shrunk][: args.examples]:
+            text += f"\n- {result.preset} · {'+'.join(hole.minimal_families)} · truth `{hole.ground_truth}` · "
+            text += f"minimal answer `{json.dumps(hole.minimal_answer, ensure_ascii=False)}`"
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+    if args.holes:
+        with open(args.holes, "w", encoding="utf-8") as out:
+            for row in hole_rows(results):
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return text
+
+
 def main(args: argparse.Namespace) -> None:
     with contextlib.ExitStack() as stack:
         if args.service_url:
@@ -111,21 +140,13 @@ def main(args: argparse.Namespace) -> None:
                 judge_url, judge_model = judge.url, judge.model
             judge_name = judge_model
             url = stack.enter_context(local_service(judge_url, judge_model, args.concurrency, args.embedder))
-        results = run(url, args.presets, args.budget, args.seed, args.batch, args.shrink_limit,
-                      show_progress=not args.no_progress)  # fmt: skip
-    header = f"Judge `{judge_name}`, seed {args.seed}, {args.budget} evaluations per preset."
-    text = header + "\n\n" + table(results)
-    for result in results:
-        for hole in [h for h in result.holes if h.shrunk][: args.examples]:
-            text += f"\n- {result.preset} · {'+'.join(hole.minimal_families)} · truth `{hole.ground_truth}` · "
-            text += f"minimal answer `{json.dumps(hole.minimal_answer, ensure_ascii=False)}`"
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text + "\n", encoding="utf-8")
-    if args.holes:
-        with open(args.holes, "w", encoding="utf-8") as out:
-            for row in hole_rows(results):
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+        def done(results: list[SearchResult]) -> None:
+            report(args, judge_name, results)
+
+        results = run(url, args.presets, args.budget, args.seed, args.batch, args.shrink_limit, args.max_seconds,
+                      show_progress=not args.no_progress, done=done)  # fmt: skip
+    print(report(args, judge_name, results))
     if args.regressions:
         with open(args.regressions, "a", encoding="utf-8") as out:
             for row in regression_rows(results):

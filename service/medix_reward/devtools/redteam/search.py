@@ -264,9 +264,11 @@ def search(
     population: int = 40,
     explore: float = 0.3,
     shrink_limit: int = 3,
+    max_seconds: float | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SearchResult:
-    """Spend `budget` evaluations searching for holes under `preset` (shrinking costs extra, counted apart)."""
+    """Spend `budget` evaluations searching for holes under `preset` (shrinking costs extra, counted apart), or
+    stop after `max_seconds` (a slow judge): the result says how many evaluations it made."""
     started = time.perf_counter()
     rng = random.Random(seed)
     mutator = Mutator(scenarios, rng)
@@ -283,7 +285,7 @@ def search(
     def is_hole(candidate: Candidate, outcome: Outcome) -> bool:
         return outcome.credited and (outcome.overall or 0.0) > base_overall[candidate.scenario] + 1e-9
 
-    while result.evaluations < budget:
+    while result.evaluations < budget and (max_seconds is None or time.perf_counter() - started < max_seconds):
         children: list[Candidate] = []
         tries = 0
         while len(children) < min(batch, budget - result.evaluations) and tries < 20 * batch:
