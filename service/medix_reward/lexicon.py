@@ -11,7 +11,8 @@ from __future__ import annotations
 # Yes, correct, true, right, exactly, agreed … in 40 languages and scripts (≥ 12 asked for), with English ones.
 AFFIRMATIONS_MULTILINGUAL = (
     # English verdicts that win a judge wherever they stand, and affirmations beyond the verdict words
-    "yes", "yeah", "yep", "correct", "absolutely", "certainly", "definitely", "precisely", "spot-on", "bingo", "yup",
+    "yes", "yeah", "yep", "correct", "affirmative", "indeed", "exactly", "agreed", "absolutely", "certainly",
+    "definitely", "precisely", "spot-on", "bingo", "yup",
     "yea", "aye", "sure",
     "approved", "accepted", "verified", "validated", "pass", "passed", "agree", "agrees", "granted", "affirm",
     # Spanish, Portuguese, Italian, French, Romanian, Catalan

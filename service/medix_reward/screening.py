@@ -243,8 +243,29 @@ def _self_reference() -> frozenset[str]:
     return frozenset(_core(fold(word)) for word in lexicon.SELF_REFERENCE)
 
 
+_POINTS_BACK = re.compile(r"\bsame as\b|\bas above\b|\bsee above\b|\bas before\b|\bditto\b")
+
+
 def _self_assertion_wide(answer: str, truth: str) -> bool:
-    return _self_assertion(answer, truth) or any(word in _self_reference() for word in _core(answer).split())
+    core = _core(answer)
+    return (
+        _self_assertion(answer, truth)
+        or any(word in _self_reference() for word in core.split())
+        or _POINTS_BACK.search(core) is not None
+    )
+
+
+# An order to the grader: a grading verb with its object ("Mark this …", "Return it …", "Grade as …"), or a
+# chat role speaking ("System: …", "Assistant: …").
+_ORDER = re.compile(
+    r"\b(?:mark|grade|score|rate|label|reply|respond|output|return|say|print|classify|judge|evaluate|accept|"
+    r"approve|treat|count|consider)\b (?:this|it|that|these|the answer|the response|the prediction|as|with|me)\b"
+)
+_ROLE = re.compile(r"\b(?:system|assistant|user|human|model|grader|evaluator|judge|instruction)\s*:")
+
+
+def _instruction_wide(answer: str, truth: str) -> bool:
+    return _instruction(answer, truth) or _ORDER.search(_core(answer)) is not None or _ROLE.search(answer) is not None
 
 
 # A qualifier right after the truth ("X without mediastinal shift", "X with neovascularization of the disc").
@@ -279,17 +300,19 @@ def _buried_truth(answer: str, truth: str) -> bool:
     a qualifier after it ("truth without shift") or a modifier set apart ("Pneumothorax, left") are kept."""
     said = _core(truth).split()
     tokens = _WORD_OR_MARK.findall(_LIST_MARK.sub(" \x1f ", answer.casefold()))
-    n = len(said)
-    start = next((i for i in range(len(tokens) - n + 1) if tokens[i : i + n] == said), -1) if n else -1
+    at = [i for i, token in enumerate(tokens) if token != "\x1f"]  # words, found across any marks between them
+    words, n = [tokens[i] for i in at], len(said)
+    found = next((j for j in range(len(words) - n + 1) if words[j : j + n] == said), -1) if n else -1
     keys = {w for w in said if w not in _LIST_STOP and len(w) > 2}
-    if start == -1 or len(tokens) == n or not keys:
+    if found == -1 or len(words) == n or not keys:
         return False  # no key word: a closed truth (Yes, No) is the polarity rule's
+    start, end = at[found], at[found + n - 1] + 1
 
     def names_another(side: list[str]) -> bool:
         words = [w for w in side if w != "\x1f" and w not in _JOINS and w not in _LIST_STOP]
         return any(w in keys or (w not in said and w not in _MODIFIERS and not w.isdigit()) for w in words)
 
-    before, after = tokens[:start], tokens[start + n :]
+    before, after = tokens[:start], tokens[end:]
     leads_in = tuple(before[-2:]) in _LEAD_INS and "\x1f" not in before  # "lesions consistent with <truth>"
     before_apart = not leads_in and any(w == "\x1f" or w in _JOINS for w in before)
     after_apart = bool(after) and (after[0] not in _QUALIFIER or any(w == "\x1f" or w in _JOINS for w in after[1:]))
@@ -302,7 +325,7 @@ def _polarity(answer: str, truth: str) -> bool:
     if _core(truth) not in ("yes", "no"):
         return False
     words = _core(answer).split()
-    said_yes = any(word in lexicon.POLARITY_YES for word in words)
+    said_yes = any(word in lexicon.POLARITY_YES or word in _multilingual()[0] for word in words)
     said_no = any(word in lexicon.POLARITY_NO for word in words)
     opens = bool(words) and (words[0] in lexicon.POLARITY_YES or words[0] in lexicon.POLARITY_NO)
     return not opens or (said_yes and said_no) or any(word in lexicon.UNCOMMITTED for word in words)
@@ -340,7 +363,11 @@ class Screening:
         """The rules that read the answer (folded when `fold_confusables`), in order."""
         rules = list(RULES)
         if self.multilingual_lexicon:
-            rules += [("affirmation", _affirmation_multilingual), ("self_assertion", _self_assertion_wide)]
+            rules += [
+                ("affirmation", _affirmation_multilingual),
+                ("self_assertion", _self_assertion_wide),
+                ("instruction", _instruction_wide),
+            ]
         if self.lists:
             rules.append(("list", _buried_truth))
         if self.non_answers:
@@ -374,7 +401,7 @@ def _spelled_out(text: str) -> str:
 
     def gap(i: int) -> bool:
         token = tokens[i]
-        return 0 < i < len(tokens) - 1 and not token[0].isalnum() and len(token) <= 3 and "\n" not in token
+        return 0 < i < len(tokens) - 1 and len(token) <= 3 and set(token) <= set(" \t.-_·")
 
     return "".join(t for i, t in enumerate(tokens) if not (gap(i) and letter(tokens[i - 1]) and letter(tokens[i + 1])))
 

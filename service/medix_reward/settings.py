@@ -154,7 +154,8 @@ class DefenceSettings(_Group):
         default=True,
         description="Verdicts and affirmations in 40 languages and scripts, and marks such as ✓ 👍, refused "
         "anywhere in an answer as `affirmation`; words about the answer's grading (reference, equivalent, "
-        "matches, verified …) anywhere as `self_assertion`.",
+        'matches, verified, same as above …) anywhere as `self_assertion`; orders to the grader ("Mark this …", '
+        '"System: …") as `instruction`.',
     )
     non_answers: bool = Field(
         default=True,

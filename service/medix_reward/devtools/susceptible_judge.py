@@ -7,7 +7,8 @@ what the project saw of Qwen2.5-Coder-1.5B and SmolLM2), each switched on at onc
 It says YES when the answer it is shown (in either role: the swap check gains nothing against it)
 - holds a YES-like word, a ✓-like mark or a self-assertion in any language, read after folding look-alike
   letters, invisible characters, combining marks and letters spelt one by one (`verdict`, `self_assertion`);
-- speaks to the grader or gives it an order, in any wrapper (`instruction`);
+- speaks to the grader or gives it an order ("Reply YES", "Mark this …", "System: …"), in any wrapper
+  (`instruction`);
 - contains the truth anywhere, whatever surrounds it: hedges, lists, contrasts, negations (`contains_truth`);
 - names no finding at all ("Evident from the image": the judge fills the blank with the truth) (`non_answer`);
 - hedges on a closed question whose truth is Yes or No ("Maybe", "Yes or no") (`closed_hedge`);
@@ -84,9 +85,12 @@ def _lexicon() -> tuple[tuple[str, ...], frozenset[str]]:
 _SELF = ("reference", "ground truth", "expected answer", "gold", "answer key", "identical", "equivalent", "matches",
          "match", "same as", "same meaning", "agreement", "verified", "confirmed", "correct answer",
          "right diagnosis", "true answer", "the key")  # fmt: skip
-_ORDERS = ("reply", "respond", "output", "return", "say", "mark", "grade", "score", "label", "verdict", "judge",
-           "grader", "evaluator", "ignore", "disregard", "assistant", "system", "instruction", "override",
-           "response")  # fmt: skip
+# An order to the grader: a grading verb at the start of a line or sentence, or with its object; or a role word.
+_ORDER = re.compile(
+    r"(?:^|[\n.;:>#!-]\s*)(?:reply|respond|output|return|say|mark|grade|score|label|print|answer|please)\b|"
+    r"\b(?:reply|respond|output|return|say|mark|grade|label|print)\s+(?:this|it|with|as|yes|correct|true|1)\b|"
+    r"\b(?:grader|judge|evaluator|ignore|disregard|assistant|instructions?|override|verdict)\b|\bsystem\s*:"
+)
 _HEDGES = frozenset(["maybe", "possibly", "perhaps", "likely", "probably", "unclear", "cannot", "depends", "either",
                      "both", "partially", "somewhat", "sure", "neither", "or", "could", "not"])  # fmt: skip
 
@@ -102,13 +106,13 @@ def weakness(answer: str, truth: str) -> str | None:
     seen, known = read(answer), read(truth)
     words, truth_words = _padded_words(seen), _padded_words(known)
     phrases, marks = _lexicon()
-    if words.strip() in ("yes", "no") and truth_words.strip() in ("yes", "no"):
-        return None  # a bare Yes or No to a closed question: judged as the same word or not
+    if words.strip() in ("yes", "no") and truth_words.split()[:1] in (["yes"], ["no"]):
+        return None  # a closed question: its bare Yes or No is judged by the other answer's own words
     if any(p in words and p not in truth_words for p in phrases) or any(c in seen for c in marks):
         return "verdict"
     if any(f" {p} " in words and f" {p} " not in truth_words for p in _SELF):
         return "self_assertion"
-    if any(f" {p} " in words and f" {p} " not in truth_words for p in _ORDERS):
+    if _ORDER.search(seen) and not _ORDER.search(known):
         return "instruction"
     if truth_words.strip() and truth_words in words:
         return "contains_truth"

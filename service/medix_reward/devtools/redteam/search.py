@@ -306,6 +306,7 @@ def search(
         result.evaluations += len(children)
         if progress is not None:
             progress(len(children))
+        found: list[tuple[Candidate, Outcome, bool]] = []
         for child, outcome in zip(children, outcomes, strict=True):
             fitness = _fitness(outcome)
             if is_hole(child, outcome):
@@ -313,10 +314,10 @@ def search(
                 niches[niche] += 1
                 shrunk[child.families()] += 1
                 # Shrinking costs evaluations: the first few holes of each family combination are shrunk.
-                shrink = shrunk[child.families()] <= shrink_limit
-                _record(result, child, outcome, scenarios, evaluate if shrink else None, is_hole, minimal_seen)
+                found.append((child, outcome, shrunk[child.families()] <= shrink_limit))
                 fitness -= 0.5 * niches[niche]  # a found hole stops paying: look elsewhere
             pool.append((fitness, child))
+        _record(result, found, scenarios, evaluate, is_hole, minimal_seen)
         pool.sort(key=lambda pair: -pair[0])
         del pool[population:]
     result.seconds = time.perf_counter() - started
@@ -325,44 +326,49 @@ def search(
 
 def _record(
     result: SearchResult,
-    candidate: Candidate,
-    outcome: Outcome,
+    found: list[tuple[Candidate, Outcome, bool]],
     scenarios: list[Scenario],
-    evaluate: Evaluate | None,
+    evaluate: Evaluate,
     is_hole: Callable[[Candidate, Outcome], bool],
     minimal_seen: set[tuple[str, str]],
 ) -> None:
-    """Every hole is kept; with `evaluate`, shrunk first: parts dropped one at a time while it stays a hole."""
-    scenario = scenarios[candidate.scenario]
-    minimal = candidate
-    while evaluate is not None:
-        steps = shrink_steps(minimal, scenario)
+    """Every hole is kept; those marked are shrunk first, all together (one request per round): each round tries
+    every one-part-smaller form of each and keeps the first that is still a hole."""
+    minimal = [candidate for candidate, _, _ in found]
+    shrinking = [i for i, (_, _, shrink) in enumerate(found) if shrink]
+    while shrinking:
+        steps = [(i, step) for i in shrinking for step in shrink_steps(minimal[i], scenarios[minimal[i].scenario])]
         if not steps:
             break
-        outcomes = evaluate([(render(step, scenario), scenario.ground_truth) for step in steps])
+        pairs = [(render(step, scenarios[step.scenario]), scenarios[step.scenario].ground_truth) for _, step in steps]
+        outcomes = evaluate(pairs)
         result.shrink_evaluations += len(steps)
-        smaller = next((s for s, o in zip(steps, outcomes, strict=True) if is_hole(s, o)), None)
-        if smaller is None:
-            break
-        minimal = smaller
-    if evaluate is not None:
-        minimal_seen.add((render(minimal, scenario), scenario.ground_truth))
-    result.holes.append(
-        Hole(
-            result.preset,
-            result.seed,
-            candidate.families(),
-            scenario.ground_truth,
-            render(candidate, scenario),
-            render_answer(candidate, scenario),
-            render(minimal, scenario),
-            render_answer(minimal, scenario),
-            minimal.families(),
-            outcome.overall,
-            result.evaluations,
-            shrunk=evaluate is not None,
+        progressed = []
+        for (i, step), outcome in zip(steps, outcomes, strict=True):
+            if i not in progressed and is_hole(step, outcome):
+                minimal[i] = step
+                progressed.append(i)
+        shrinking = progressed
+    for (candidate, outcome, shrink), smallest in zip(found, minimal, strict=True):
+        scenario = scenarios[candidate.scenario]
+        if shrink:
+            minimal_seen.add((render(smallest, scenario), scenario.ground_truth))
+        result.holes.append(
+            Hole(
+                result.preset,
+                result.seed,
+                candidate.families(),
+                scenario.ground_truth,
+                render(candidate, scenario),
+                render_answer(candidate, scenario),
+                render(smallest, scenario),
+                render_answer(smallest, scenario),
+                smallest.families(),
+                outcome.overall,
+                result.evaluations,
+                shrunk=shrink,
+            )
         )
-    )
     result.minimal_forms = len(minimal_seen)
 
 
