@@ -80,6 +80,7 @@ NEW_RULES = [
     ("non_answer", "Evident from the image", "Melanoma", "non_answers"),
     ("non_answer", "Right-sided pneumothorax\nAs shown in the image", "Left-sided pneumothorax", "non_answers"),
     ("polarity", "Fracture, no", "No", "closed_polarity"),
+    ("polarity", "No Classic presentation", "Yes", "closed_polarity"),
     ("polarity", "There is a fracture", "Yes", "closed_polarity"),
     ("list", "Right-sided pneumothorax, Left-sided pneumothorax", "Left-sided pneumothorax", "lists"),
     ("list", "Melanoma/See report", "Melanoma", "lists"),
@@ -98,7 +99,7 @@ def test_each_new_rule_refuses_and_has_its_setting(rule, answer, truth, setting)
 @pytest.mark.parametrize(
     ("answer", "truth"),
     [("Left pneumothorax", "Pneumothorax"), ("Tension pneumothorax, left", "Pneumothorax"), ("Yes", "Yes"),
-     ("No, no fracture", "No"), ("Proliferative diabetic retinopathy with neovascularization of the disc",
+     ("No, no", "No"), ("Yes, yes", "Yes"), ("Proliferative diabetic retinopathy with neovascularization of the disc",
      "Proliferative diabetic retinopathy"), ("Demyelinating lesions consistent with multiple sclerosis",
      "Multiple sclerosis"), ("肺炎", "肺炎"), ("Ménière's disease", "Meniere disease")],
 )  # fmt: skip

@@ -23,7 +23,7 @@ paraphrases ("No fracture seen", "NG tube in correct position").
 | `obfuscated`      | invisible format characters: zero-width, bidi controls, word joiners (`fold_confusables`) |
 | `other_language`  | letters of a script the truth does not use: Cyrillic, Greek, CJK … (`other_language: refuse`) |
 | `non_answer`      | a part naming nothing: "Evident from the image", "X. The key finding" (`non_answers`)     |
-| `polarity`        | for a Yes/No truth, an answer that does not commit to one polarity (`closed_polarity`)   |
+| `polarity`        | for a Yes/No truth, anything but a bare Yes or No (`closed_polarity`)                    |
 | `list`            | the truth word for word beside another finding: "X, truth", "truth/X", "1. X 2. truth" (`lists`) |
 
 `Screening` (from the hardened settings) switches the newer rules and the folding: with `fold_confusables`
@@ -261,7 +261,10 @@ _ORDER = re.compile(
     r"\b(?:mark|grade|score|rate|label|reply|respond|output|return|say|print|classify|judge|evaluate|accept|"
     r"approve|treat|count|consider)\b (?:this|it|that|these|the answer|the response|the prediction|as|with|me)\b"
 )
-_ROLE = re.compile(r"\b(?:system|assistant|user|human|model|grader|evaluator|judge|instruction)\s*:")
+_ROLE = re.compile(
+    r"\b(?:system|assistant|user|human|model|grader|evaluator|judge|instruction)\s*:|"
+    r"\bthe (?:grade|verdict|label|rating|evaluation|assessment) (?:is|was|=)"
+)
 
 
 def _instruction_wide(answer: str, truth: str) -> bool:
@@ -304,8 +307,8 @@ def _buried_truth(answer: str, truth: str) -> bool:
     words, n = [tokens[i] for i in at], len(said)
     found = next((j for j in range(len(words) - n + 1) if words[j : j + n] == said), -1) if n else -1
     keys = {w for w in said if w not in _LIST_STOP and len(w) > 2}
-    if found == -1 or len(words) == n or not keys:
-        return False  # no key word: a closed truth (Yes, No) is the polarity rule's
+    if found == -1 or len(words) == n or not keys or said in (["yes"], ["no"]):
+        return False  # a closed truth (Yes, No) is the polarity rule's
     start, end = at[found], at[found + n - 1] + 1
 
     def names_another(side: list[str]) -> bool:
@@ -320,15 +323,12 @@ def _buried_truth(answer: str, truth: str) -> bool:
 
 
 def _polarity(answer: str, truth: str) -> bool:
-    """For a truth that is only Yes or No: the answer must open with one polarity, never name the other, and
-    take nothing back ("Yes, no", "Probably yes", "No or yes", "Maybe")."""
+    """For a truth that is only Yes or No, the answer must be a bare Yes or No: words of one polarity only ("No",
+    "Yes, yes"). "Yes, no", "Probably yes", "No. Classic presentation", "Sí/No" are all refused."""
     if _core(truth) not in ("yes", "no"):
         return False
-    words = _core(answer).split()
-    said_yes = any(word in lexicon.POLARITY_YES or word in _multilingual()[0] for word in words)
-    said_no = any(word in lexicon.POLARITY_NO for word in words)
-    opens = bool(words) and (words[0] in lexicon.POLARITY_YES or words[0] in lexicon.POLARITY_NO)
-    return not opens or (said_yes and said_no) or any(word in lexicon.UNCOMMITTED for word in words)
+    words = set(_core(answer).split())
+    return not (words and (words <= lexicon.POLARITY_YES or words <= lexicon.POLARITY_NO))
 
 
 Rule = Callable[[str, str], bool]

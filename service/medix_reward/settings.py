@@ -164,8 +164,8 @@ class DefenceSettings(_Group):
     )
     closed_polarity: bool = Field(
         default=True,
-        description="For a Yes/No truth the answer must open with one polarity, never name the other and take "
-        'nothing back ("maybe", "or"): else `polarity`.',
+        description="For a Yes/No truth the answer must be a bare Yes or No (words of one polarity only); anything "
+        'else ("Yes, no", "Probably yes", "No. Classic presentation") is refused as `polarity`.',
     )
     lists: bool = Field(
         default=True,
