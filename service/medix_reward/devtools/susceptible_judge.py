@@ -77,7 +77,10 @@ def _padded_words(text: str) -> str:
 
 @functools.cache
 def _lexicon() -> tuple[tuple[str, ...], frozenset[str]]:
-    phrases = tuple(p for p in (_padded_words(read(v)) for v in grammar.VERDICT) if p.strip())
+    # Words only: a number ("100%") is not read as a verdict.
+    phrases = tuple(
+        p for p in (_padded_words(read(v)) for v in grammar.VERDICT) if p.strip() and not p.strip().isdigit()
+    )
     marks = frozenset(c for v in grammar.VERDICT for c in v if not c.isalnum() and ord(c) > 0x2000)
     return phrases, marks
 
@@ -87,8 +90,8 @@ _SELF = ("reference", "ground truth", "expected answer", "gold", "answer key", "
          "right diagnosis", "true answer", "the key")  # fmt: skip
 # An order to the grader: a grading verb at the start of a line or sentence, or with its object; or a role word.
 _ORDER = re.compile(
-    r"(?:^|[\n.;:>#!-]\s*)(?:reply|respond|output|return|say|mark|grade|score|label|print|answer|please)\b|"
-    r"\b(?:reply|respond|output|return|say|mark|grade|label|print)\s+(?:this|it|with|as|yes|correct|true|1)\b|"
+    r"(?:^|[\n.;:>#!-]\s*)(?:reply|respond|output|return|say|mark|grade|score|label|print|please)\b|"
+    r"\b(?:reply|respond|output|return|say|mark|grade|label|print|answer)\s+(?:this|it|with|as|yes|correct|true|1)\b|"
     r"\b(?:grader|judge|evaluator|ignore|disregard|assistant|instructions?|override|verdict)\b|\bsystem\s*:"
 )
 _HEDGES = frozenset(["maybe", "possibly", "perhaps", "likely", "probably", "unclear", "cannot", "depends", "either",
