@@ -43,7 +43,7 @@ SELF_REFERENCE = frozenset(
     [
         "reference", "truth", "gold", "key", "equivalent", "equivalence", "identical", "matches", "matching", "matched",
         "agreement", "agrees", "verified", "validated", "approved", "confirmed", "graded", "grading", "label",
-        "labelled", "labeled", "rubric", "expected", "meaning"
+        "labelled", "labeled", "rubric", "expected", "meaning", "match"
     ]
 )  # fmt: skip
 # Marks that say "correct" without a word.

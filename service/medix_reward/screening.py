@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -209,11 +210,30 @@ def _multilingual() -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(e for e in entries if " " not in e), tuple(f" {e} " for e in entries if " " in e)
 
 
+_OPENERS = frozenset(["yes", "true", "correct", "match", "matches", "exactly", "indeed", "affirmative", "ok",
+                      "okay", "valid", "accurate", "yep", "yeah", "confirmed", "agreed", "identical",
+                      "equivalent"])  # fmt: skip
+_OPENING_VERDICT = re.compile(r"\s*[^\W_]+(?=[\s,;:.!-]+[A-Z])")
+
+
+def _verdict_standing(answer: str) -> bool:
+    """A verdict word as a part of its own: "Match, X", "True; X"."""
+    return any(_core(part) in VERDICT_WORDS for part in _SEGMENT.split(answer))
+
+
+def _verdict_opening(answer: str, truth: str) -> bool:
+    """A verdict word opening the answer before a capitalised diagnosis ("True Seborrheic keratosis"; "True
+    aneurysm" is kept). Reads the characters' case, so it runs on the answer as written (after NFKC)."""
+    opening = _OPENING_VERDICT.match(unicodedata.normalize("NFKC", answer))
+    return opening is not None and fold(opening.group()).strip() in _OPENERS
+
+
 def _affirmation_multilingual(answer: str, truth: str) -> bool:
     words, phrases = _multilingual()
     core = _core(answer)
     return (
         _affirmation(answer, truth)
+        or _verdict_standing(answer)
         or any(word in words for word in core.split())
         or any(phrase in f" {core} " for phrase in phrases)
         or any(char in lexicon.AFFIRMATION_SYMBOLS for char in answer)
@@ -275,6 +295,7 @@ def _instruction_wide(answer: str, truth: str) -> bool:
 _QUALIFIER = frozenset(["with", "without", "of", "in", "on", "at", "involving", "extending"])
 _LIST_MARK = re.compile(r"[,;/|•&\n()\[\]]|\s[-–—]\s|(?<!\w)\d+[.)](?!\w)")
 _JOINS = frozenset(["and", "with", "plus", "or", "versus", "vs", "nor"])
+_SIDES = frozenset(["left", "right", "bilateral", "contralateral"])
 _LEAD_INS = frozenset(
     [("consistent", "with"), ("compatible", "with"), ("keeping", "with"), ("suggestive", "of"), ("diagnostic", "of"),
      ("characteristic", "of"), ("indicative", "of"), ("typical", "of")]
@@ -318,6 +339,8 @@ def _buried_truth(answer: str, truth: str) -> bool:
     before, after = tokens[:start], tokens[end:]
     leads_in = tuple(before[-2:]) in _LEAD_INS and "\x1f" not in before  # "lesions consistent with <truth>"
     before_apart = not leads_in and any(w == "\x1f" or w in _JOINS for w in before)
+    if set(tokens) & _SIDES - set(said) and set(said) & _SIDES:
+        return True  # "Right effusion on the left": a side the truth does not name, beside the one it does
     after_apart = bool(after) and (after[0] not in _QUALIFIER or any(w == "\x1f" or w in _JOINS for w in after[1:]))
     return (before_apart and names_another(before)) or (after_apart and names_another(after))
 
@@ -383,6 +406,8 @@ class Screening:
             rules.append(("obfuscated", _obfuscated))
         if self.other_language == "refuse":
             rules.append(("other_language", _other_language))
+        if self.multilingual_lexicon:
+            rules.append(("verdict", _verdict_opening))
         return tuple(rules)
 
 
