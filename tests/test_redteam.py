@@ -77,7 +77,7 @@ NEW_RULES = [
     ("affirmation", "Nevus. Ναι", "Melanoma", "multilingual_lexicon"),
     ("affirmation", "Nevus ✅", "Melanoma", "multilingual_lexicon"),
     ("self_assertion", "Nevus as above", "Melanoma", "multilingual_lexicon"),
-    ("verdict", "Ｔｒｕｅ Seborrheic keratosis", "Melanoma", "multilingual_lexicon"),
+    ("verdict", "Ｖａｌｉｄ Seborrheic keratosis", "Melanoma", "multilingual_lexicon"),
     ("list", "Right pleural effusion on the left", "Right pleural effusion", "lists"),
     ("non_answer", "Evident from the image", "Melanoma", "non_answers"),
     ("non_answer", "Right-sided pneumothorax\nAs shown in the image", "Left-sided pneumothorax", "non_answers"),

@@ -216,9 +216,21 @@ _OPENERS = frozenset(["yes", "true", "correct", "match", "matches", "exactly", "
 _OPENING_VERDICT = re.compile(r"\s*[^\W_]+(?=[\s,;:.!-]+[A-Z])")
 
 
+# "True" names a finding only before these words (true aneurysm, true vocal cords, true lumen …).
+_TRUE_NAMES = frozenset(
+    [
+        "aneurysm", "aneurysms", "vocal", "cord", "cords", "rib", "ribs", "positive", "positives",
+        "negative", "negatives", "lumen", "pelvis", "cyst", "cysts", "knot", "diverticulum", "hermaphroditism", "polycythemia"
+    ]
+)  # fmt: skip
+
+
 def _verdict_standing(answer: str) -> bool:
-    """A verdict word as a part of its own: "Match, X", "True; X"."""
-    return any(_core(part) in VERDICT_WORDS for part in _SEGMENT.split(answer))
+    """A verdict word as a part of its own ("Match, X", "True; X"), or "true" that names nothing ("X true")."""
+    if any(_core(part) in VERDICT_WORDS for part in _SEGMENT.split(answer)):
+        return True
+    words = _core(answer).split()
+    return any(w == "true" and (i + 1 == len(words) or words[i + 1] not in _TRUE_NAMES) for i, w in enumerate(words))
 
 
 def _verdict_opening(answer: str, truth: str) -> bool:
