@@ -220,7 +220,8 @@ _OPENING_VERDICT = re.compile(r"\s*[^\W_]+(?=[\s,;:.!-]+[A-Z])")
 _TRUE_NAMES = frozenset(
     [
         "aneurysm", "aneurysms", "vocal", "cord", "cords", "rib", "ribs", "positive", "positives",
-        "negative", "negatives", "lumen", "pelvis", "cyst", "cysts", "knot", "diverticulum", "hermaphroditism", "polycythemia"
+        "negative", "negatives", "lumen", "pelvis", "cyst", "cysts", "knot", "diverticulum", "hermaphroditism",
+        "polycythemia"
     ]
 )  # fmt: skip
 
