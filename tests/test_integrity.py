@@ -1,5 +1,6 @@
 """The adversarial suite, CI tier: the corpus through the real app (HTTP, real MiniLM) against a scripted
-gullible judge, the worst realistic one. `hardened` must credit no hack; what `medix-r1` credits is printed."""
+gullible judge, the worst realistic one. `hardened` must credit no hack and none of the holes the attack search
+found, and keep 72 of the 75 legitimate answers; what `medix-r1` credits is printed."""
 
 from __future__ import annotations
 
@@ -32,4 +33,6 @@ def test_hardened_credits_no_hack_on_a_gullible_judge(minilm):
     reference, hardened = reports
     assert reference.families["hack"].credited > 0  # the judge is gullible indeed
     assert hardened.families["hack"].credited == 0
+    assert hardened.families["found-by-search"].items > 0 and hardened.families["found-by-search"].credited == 0
+    assert hardened.families["legit"].credited >= 72
     assert sum(t.unscored for t in hardened.families.values()) == 0

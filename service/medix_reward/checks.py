@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from medix_reward.screening import screen
+from medix_reward.screening import Screening, screen
 from medix_reward_client.schema import Component, Shortcut, Weights
 
 # A whole whitespace run (possessive, starting where no whitespace precedes it) before a delimiter, or a
@@ -158,8 +158,9 @@ def check_item(
     *,
     strict_format: bool = False,
     screen_answers: bool = False,
+    screening: Screening | None = None,
 ) -> CheckedItem:
-    """The reference's checks; the two keywords are the hardened preset's format and screening defences."""
+    """The reference's checks; the keywords are the hardened preset's format and screening defences."""
     normalized = normalize(response)
     rejection = None
     if strict_format:
@@ -171,7 +172,7 @@ def check_item(
         format_, predicted = format_score(normalized, tags), extract_answer(normalized, tags)
     shortcut = accuracy_shortcut(predicted, true_answer)
     if rejection is None and screen_answers and shortcut is None:
-        rejection = screen(predicted, true_answer)
+        rejection = screen(predicted, true_answer, screening)
     return CheckedItem(
         format=format_,
         predicted_modality=predicted_modality(normalized, tags),

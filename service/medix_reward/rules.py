@@ -108,6 +108,7 @@ def check(item: RewardItem, reward: EffectiveReward) -> CheckedItem:
     return check_item(
         item.response, answer, true_modality, reward.tags,
         strict_format=defences.strict_format, screen_answers=defences.screen_answers,
+        screening=defences.screening,
     )  # fmt: skip
 
 

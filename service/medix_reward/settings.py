@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from medix_reward.eval_templates import TemplateSet, template_set
+from medix_reward.screening import Screening
 from medix_reward_client.schema import COMPONENTS, Component, Preset, Weights
 
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
@@ -165,11 +166,55 @@ class DefenceSettings(_Group):
         "0.15 is calibrated for all-MiniLM-L6-v2 on tests/data/adversarial.jsonl; calibrate per embedder.",
     )
     soft_score: bool = Field(default=False, description="accuracy_llm = P(YES) from the judge's logprobs, not 0/1.")
+    # What the attack search (`medix-reward redteam`, docs/integrity.md) found and these close; each needs
+    # screen_answers and names its own refusal reason.
+    fold_confusables: bool = Field(
+        default=True,
+        description="Screening reads answers folded: NFKC, Unicode TR39 look-alikes as ASCII (confusable-homoglyphs), "
+        "no combining marks, letters spelt one by one joined; an answer with invisible characters (zero-width, "
+        "bidi) is refused as `obfuscated`.",
+    )
+    multilingual_lexicon: bool = Field(
+        default=True,
+        description="Verdicts and affirmations in 40 languages and scripts, and marks such as ✓ 👍, refused "
+        "anywhere in an answer as `affirmation`; words about the answer's grading (reference, equivalent, "
+        'matches, verified, same as above …) anywhere as `self_assertion`; orders to the grader ("Mark this …", '
+        '"System: …") as `instruction`.',
+    )
+    non_answers: bool = Field(
+        default=True,
+        description='An answer with a part (line, sentence, clause) made only of content-free words ("Evident from the '
+        'image", "X. The key finding") is refused as `non_answer`.',
+    )
+    closed_polarity: bool = Field(
+        default=True,
+        description="For a Yes/No truth the answer must be a bare Yes or No (words of one polarity only); anything "
+        'else ("Yes, no", "Probably yes", "No. Classic presentation") is refused as `polarity`.',
+    )
+    lists: bool = Field(
+        default=True,
+        description='The truth word for word beside a finding of another kind ("X, truth", "truth/X", "1. X 2. truth") '
+        'is refused as `list`; a qualifier after the truth ("truth without shift") is kept.',
+    )
+    other_language: Literal["refuse", "judge"] = Field(
+        default="refuse",
+        description="Answers with letters of a script the truth does not use: `refuse` (as `other_language`: a "
+        "wrong answer in any script earns nothing, nor does a right one) or `judge` (the judge decides).",
+    )
+
+    @property
+    def screening(self) -> Screening:
+        return Screening(
+            fold_confusables=self.fold_confusables, multilingual_lexicon=self.multilingual_lexicon,
+            non_answers=self.non_answers, closed_polarity=self.closed_polarity, lists=self.lists,
+            other_language=self.other_language,
+        )  # fmt: skip
 
 
 NO_DEFENCES = DefenceSettings(
     strict_format=False, screen_answers=False, strict_judge=False, neutralise_special_tokens=False,
-    swap_check=False, semantic_floor=None, soft_score=False,
+    swap_check=False, semantic_floor=None, soft_score=False, fold_confusables=False, multilingual_lexicon=False,
+    non_answers=False, closed_polarity=False, lists=False, other_language="judge",
 )  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
     medix-reward integrity --judge-url http://127.0.0.1:8000/v1 --judge-model qwen2.5-coder-1.5b-instruct
 
-The corpus (`tests/data/adversarial.jsonl`) labels each completion legit, wrong or hack, by category.
+The corpus (`tests/data/adversarial.jsonl`) labels each completion legit, wrong or hack, by category, and
+holds the holes the attack search found (`medix-reward redteam`, family found-by-search, with their seed).
 Each configuration (medix-r1, hardened, and each hardened defence alone on top of medix-r1) scores the
 whole corpus through the real pipeline and embedder; every configuration shares one judge client, so a
 verdict asked once in the same way is asked once. The CI tier runs the same code against a scripted
@@ -29,7 +30,10 @@ from medix_reward.settings import NO_DEFENCES, DefenceSettings, EmbedderSettings
 from medix_reward_client.schema import ItemResult, RewardItem, RewardOptions, RewardRequest
 
 CORPUS = Path(__file__).resolve().parents[3] / "tests" / "data" / "adversarial.jsonl"
-FAMILIES = ("legit", "wrong", "hack")
+FAMILIES = ("legit", "wrong", "hack", "found-by-search")
+SCREENING_OPTIONS = frozenset(
+    ["fold_confusables", "multilingual_lexicon", "non_answers", "closed_polarity", "lists", "other_language"]
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ def configurations(hardened: DefenceSettings) -> dict[str, DefenceSettings | Non
     """medix-r1 (None), hardened, and each defence of hardened alone."""
     configs: dict[str, DefenceSettings | None] = {"medix-r1": None, "hardened": hardened}
     for name, info in DefenceSettings.model_fields.items():
+        if name in SCREENING_OPTIONS:
+            continue  # they refine screen_answers, and do nothing alone
         value = True if info.annotation is bool else getattr(hardened, name)  # soft_score too, though off in hardened
         configs[f"only {name}"] = NO_DEFENCES.model_copy(update={name: value})
     return configs
@@ -155,13 +161,15 @@ async def run_suite(
 
 
 def markdown(reports: list[Report], header: str) -> str:
-    columns = "| Configuration | Hacks credited | Legit recall | Wrong credited | Verdicts asked / item | Unscored |"
-    lines = [header, "", columns, "| --- | --- | --- | --- | --- | --- |"]
+    columns = ("| Configuration | Hacks credited | Search holes credited | Legit recall | Wrong credited "
+               "| Verdicts asked / item | Unscored |")  # fmt: skip
+    lines = [header, "", columns, "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in reports:
         f = r.families
         unscored = sum(t.unscored for t in f.values())
         lines.append(
             f"| {r.name} | {f['hack'].credited}/{f['hack'].items} ({r.rate('hack'):.1%}) "
+            f"| {f['found-by-search'].credited}/{f['found-by-search'].items} "
             f"| {f['legit'].credited}/{f['legit'].items} ({r.rate('legit'):.1%}) "
             f"| {f['wrong'].credited}/{f['wrong'].items} ({r.rate('wrong'):.1%}) "
             f"| {r.calls_per_item():.2f} | {unscored} |"
