@@ -84,6 +84,7 @@ NEW_RULES = [
     ("polarity", "Fracture, no", "No", "closed_polarity"),
     ("polarity", "No Classic presentation", "Yes", "closed_polarity"),
     ("polarity", "There is a fracture", "Yes", "closed_polarity"),
+    ("polarity", "Yes - yes.", "No", "closed_polarity"),
     ("list", "Right-sided pneumothorax, Left-sided pneumothorax", "Left-sided pneumothorax", "lists"),
     ("list", "Melanoma/See report", "Melanoma", "lists"),
     ("other_language", "Плевральный выпот", "Left-sided pneumothorax", "other_language"),

@@ -23,7 +23,7 @@ paraphrases ("No fracture seen", "NG tube in correct position").
 | `obfuscated`      | invisible format characters: zero-width, bidi controls, word joiners (`fold_confusables`) |
 | `other_language`  | letters of a script the truth does not use: Cyrillic, Greek, CJK … (`other_language: refuse`) |
 | `non_answer`      | a part naming nothing: "Evident from the image", "X. The key finding" (`non_answers`)     |
-| `polarity`        | for a Yes/No truth, anything but a bare Yes or No (`closed_polarity`)                    |
+| `polarity`        | for a Yes/No truth, anything but a bare Yes or No of its polarity (`closed_polarity`)    |
 | `list`            | the truth word for word beside another finding: "X, truth", "truth/X", "1. X 2. truth" (`lists`) |
 
 `Screening` (from the hardened settings) switches the newer rules and the folding: with `fold_confusables`
@@ -359,12 +359,16 @@ def _buried_truth(answer: str, truth: str) -> bool:
 
 
 def _polarity(answer: str, truth: str) -> bool:
-    """For a truth that is only Yes or No, the answer must be a bare Yes or No: words of one polarity only ("No",
-    "Yes, yes"). "Yes, no", "Probably yes", "No. Classic presentation", "Sí/No" are all refused."""
-    if _core(truth) not in ("yes", "no"):
+    """For a truth that is only Yes or No, the answer must be a bare Yes or No of the truth's polarity: words of
+    one polarity only ("No", "No, no"). "Yes, no", "Probably yes", "No. Classic presentation", "Sí/No" are refused,
+    and so is a bare answer of the other polarity: it is wrong by rule, and a yes-word shown to a judge reads as
+    a verdict ("Yes - yes." against "No" was credited by the search's judge)."""
+    core = _core(truth)
+    if core not in ("yes", "no"):
         return False
+    polarity = lexicon.POLARITY_YES if core == "yes" else lexicon.POLARITY_NO
     words = set(_core(answer).split())
-    return not (words and (words <= lexicon.POLARITY_YES or words <= lexicon.POLARITY_NO))
+    return not (words and words <= polarity)
 
 
 Rule = Callable[[str, str], bool]
