@@ -50,10 +50,18 @@ USES: dict[str, Callable[[str], object]] = {
     "screening._NONCOMMITTAL": lambda text: screening._noncommittal(text, "Mass"),
     "screening._HEDGE": lambda text: screening._hedge(text, "Mass"),
     "screening._CONTRAST": lambda text: screening._contrast(text, "Mass"),
+    "screening._OPENING_VERDICT": lambda text: screening._verdict_opening(text, "Mass"),
+    "screening._SEGMENT": lambda text: (screening._verdict_standing(text), screening._non_answer(text, "Mass")),
+    "screening._POINTS_BACK": lambda text: screening._self_assertion_wide(text, "Mass"),
+    "screening._ORDER": lambda text: screening._instruction_wide(text, "Mass"),
+    "screening._ROLE": lambda text: screening._instruction_wide(text, "Mass"),
+    "screening._LIST_MARK": lambda text: screening._buried_truth(text, "Mass effect"),
+    "screening._WORD_OR_MARK": lambda text: screening._buried_truth(text, "Mass effect"),
     "observability._VALID_REQUEST_ID": lambda text: observability._VALID_REQUEST_ID.fullmatch(text),
 }
-# Patterns on the service's own configuration, not on outside text.
-CONFIGURATION = {"settings._TAG_NAME"}
+# Patterns on the service's own configuration and tables, not on outside text: tag names, the operator's template
+# files, Unicode character names.
+CONFIGURATION = {"settings._TAG_NAME", "eval_templates._LITERAL_SCORE", "unicode_fold._LATIN_NAME"}
 
 PIECES = [" ", "\t", "\n", "\r\n", "\u00a0", "\u2003", ".", ":", ")", "(", "<", ">", "/", "|", "`", "*", "-", "'",
           '"', ",", ";", "#", "[", "]", "A.", "(A) ", "<answer>", "</answer>", "```", "```json", "<|", "|>",
@@ -169,4 +177,5 @@ def test_health_answers_while_evaluate_parses_hostile_option_lines(service):
         worker.join()
     assert replies[0].status_code == 200, replies[0].text
     assert all(result["method"] == "rule" for result in replies[0].json()["results"])  # the options were read
-    assert percentile(latencies, 99) < 0.1, sorted(latencies)[-5:]
+    # The stall this guards against held the loop 9.8 s per item; 0.5 s leaves room for a loaded CI machine.
+    assert percentile(latencies, 99) < 0.5, sorted(latencies)[-5:]
