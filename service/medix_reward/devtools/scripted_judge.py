@@ -26,12 +26,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
-from medix_reward.devtools.live import LiveServer
+from medix_reward.devtools.live import LoopbackJudge
 from medix_reward.judge import REFERENCE_PROMPT
 
 # medix-eval-v1, binary and graded: the three quoted texts under their headings.
@@ -161,7 +159,7 @@ class JudgeCall:
 
 
 @dataclass
-class ScriptedJudge:
+class ScriptedJudge(LoopbackJudge):
     latency_s: float = 0.0
     capacity: int = 1_000_000
     decide: Callable[[str, str], bool] = same_meaning
@@ -310,25 +308,5 @@ class ScriptedJudge:
     def start(self, port: int = 0) -> ScriptedJudge:
         self._slots = asyncio.Semaphore(self.capacity)
         self._known = known_labels()
-        app = Starlette(
-            routes=[
-                Route("/v1/chat/completions", self._chat, methods=["POST"]),
-                Route("/v1/models", self._models, methods=["GET"]),
-            ]
-        )
-        self._live = LiveServer(app, port, lifespan="off", backlog=4096, timeout_graceful_shutdown=1).__enter__()
-        self.port = self._live.port
+        self._serve(self._chat, self._models, port)
         return self
-
-    def stop(self) -> None:
-        self._live.__exit__()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> ScriptedJudge:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

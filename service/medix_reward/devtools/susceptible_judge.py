@@ -24,12 +24,10 @@ import functools
 import re
 import unicodedata
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from medix_reward.devtools.live import LiveServer
+from medix_reward.devtools.live import LoopbackJudge
 from medix_reward.devtools.redteam import grammar, transforms
 
 _MARKED = re.compile(r"\[DATA ([0-9a-f]+)\]\n(.*?)\n\[END \1\]", re.DOTALL)
@@ -138,7 +136,7 @@ def credits_any_answer(truth: str) -> bool:
     return weakness(truth, "") is not None and read(truth).strip() not in ("yes", "no")
 
 
-class SusceptibleJudge:
+class SusceptibleJudge(LoopbackJudge):
     """The server: `with SusceptibleJudge() as judge: judge.url`. Counts its calls and each failure mode used."""
 
     def __init__(self, model: str = "susceptible-judge") -> None:
@@ -157,21 +155,5 @@ class SusceptibleJudge:
         return JSONResponse({"object": "list", "data": [{"id": self.model, "object": "model"}]})
 
     def start(self, port: int = 0) -> SusceptibleJudge:
-        app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"]),
-                                Route("/v1/models", self._models, methods=["GET"])])  # fmt: skip
-        self._live = LiveServer(app, port, lifespan="off", backlog=4096, timeout_graceful_shutdown=1).__enter__()
-        self.port = self._live.port
+        self._serve(self._chat, self._models, port)
         return self
-
-    def stop(self) -> None:
-        self._live.__exit__()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> SusceptibleJudge:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
