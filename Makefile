@@ -13,7 +13,7 @@ OPENRLHF_BIN := .venv-openrlhf/bin
 RAY_VENV ?= .venv-ray
 RAY_BIN := $(RAY_VENV)/bin
 
-.PHONY: install judge test test-fast test-trainers run serve openapi bench redis-server promtool tmux test-ray image image-tools test-image
+.PHONY: install judge test test-fast test-trainers run serve openapi bench redis-server promtool tmux test-ray image image-tools test-image hacking
 
 install: $(VENV)/.installed
 
@@ -74,7 +74,8 @@ $(TRAINERS_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-trainers: $(TRAINERS_VENV)/.installed .venv-verl/.installed .venv-openrlhf/.installed judge
-	HF_HUB_OFFLINE=1 MEDIX_TRAINER_TIER=trl $(TRAINERS_BIN)/python -m pytest -q -m trainers tests/trainers/test_trl.py
+	HF_HUB_OFFLINE=1 MEDIX_TRAINER_TIER=trl $(TRAINERS_BIN)/python -m pytest -q -m trainers tests/trainers/test_trl.py \
+		tests/trainers/test_hacking.py
 	HF_HUB_OFFLINE=1 MEDIX_TRAINER_TIER=verl $(VERL_BIN)/python -m pytest -q -m trainers tests/trainers/test_verl.py
 	HF_HUB_OFFLINE=1 MEDIX_TRAINER_TIER=openrlhf $(OPENRLHF_BIN)/python -m pytest -q -m trainers tests/trainers/test_openrlhf.py
 
@@ -116,3 +117,11 @@ test-image: image
 image-tools:
 	@for tool in buildah podman debootstrap ip curl; do command -v $$tool >/dev/null || missing=1; done; \
 	  [ -z "$$missing" ] || (apt-get update -qq && apt-get install -y -qq buildah podman debootstrap iproute2 curl)
+
+# Reward hacking measured in training (docs/hacking-in-training.md): GRPO of the packaged SmolLM2 against the service
+# under each preset in the trainer venv (logs in docs/hacking/), then the plot and tables in the main venv
+# (matplotlib). HACKING_ARGS passes the experiment's options, e.g. HACKING_ARGS="--presets hardened --steps 300".
+HACKING_ARGS ?=
+hacking: install $(TRAINERS_VENV)/.installed judge
+	HF_HUB_OFFLINE=1 $(TRAINERS_BIN)/medix-reward experiment hacking --no-report $(HACKING_ARGS)
+	$(BIN)/medix-reward experiment hacking --report-only

@@ -181,6 +181,12 @@ def _redteam(args: argparse.Namespace) -> None:
     redteam_main(args)
 
 
+def _experiment(args: argparse.Namespace) -> None:
+    from medix_reward.devtools.hacking.command import main as hacking_main
+
+    hacking_main(args.arguments)
+
+
 def _judge(args: argparse.Namespace) -> None:
     if args.action == "check":
         _judge_check(args)
@@ -321,6 +327,12 @@ def main(argv: list[str] | None = None) -> None:
     redteam.add_argument("--fail-on-holes", default=None, help="exit 1 if this preset has any hole")
     redteam.add_argument("--no-progress", action="store_true")
     redteam.set_defaults(run=_redteam)
+    experiment = commands.add_parser(
+        "experiment", help="hacking: GRPO against the service under each preset (docs/hacking-in-training.md)"
+    )
+    experiment.add_argument("name", choices=["hacking"])
+    experiment.add_argument("arguments", nargs=argparse.REMAINDER, help="the experiment's own (--help lists them)")
+    experiment.set_defaults(run=_experiment)
     judge.add_argument("--home", default=str(DEFAULT_HOME), help="where its venv, model, PID file and log live")
     judge.add_argument("--model", default="smollm2-135m", choices=sorted(MODELS))
     judge.add_argument("--port", type=int, default=8000)

@@ -1,0 +1,141 @@
+"""The figures of the hacking experiment from its per-step logs (<out>/<preset>.jsonl, <preset>.meta.json): the
+plot (proxy and gold reward and attack share per step, both presets) and the Markdown tables (shares at the
+start and the end, attack families, rejection reasons, sample completions, run time). Needs matplotlib for
+the plot, not torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+WINDOW = 10  # steps averaged at the start and the end, and the plot's moving average
+
+
+def load(out: str) -> dict[str, list[dict[str, Any]]]:
+    """Each preset's steps, by the logs found in `out`."""
+    logs = {}
+    for path in sorted(Path(out).glob("*.jsonl")):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if rows:
+            logs[rows[0]["preset"]] = rows
+    return logs
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def window(rows: list[dict[str, Any]], where: str, n: int = WINDOW) -> dict[str, Any]:
+    """Means over the first or last `n` steps, weighted by step (each step has the same completions)."""
+    part = rows[:n] if where == "start" else rows[-n:]
+    families = sorted({f for r in part for f in r["families"]})
+    rejections = sorted({k for r in part for k in r["rejections"]})
+    completions = sum(r["completions"] for r in part) or 1
+    return {
+        "steps": f"{part[0]['step']}–{part[-1]['step']}",
+        "proxy": _mean([r["proxy"] for r in part]),
+        "gold": _mean([r["gold"] for r in part]),
+        **{kind: _mean([r["shares"][kind] for r in part]) for kind in ("correct", "wrong", "attack")},
+        "families": {f: _mean([r["families"].get(f, 0.0) for r in part]) for f in families},
+        "rejections": {k: sum(r["rejections"].get(k, 0) for r in part) / completions for k in rejections},
+    }
+
+
+def moving(values: list[float | None], n: int = WINDOW) -> list[float | None]:
+    out = []
+    for i in range(len(values)):
+        out.append(_mean(values[max(0, i - n + 1) : i + 1]))
+    return out
+
+
+def draw(logs: dict[str, list[dict[str, Any]]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("proxy", "proxy reward (the service's mean)"), ("gold", "gold reward (labeller in place of judge)"),
+              ("attack", "attack share (labeller)")]  # fmt: skip
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharex=True)
+    colours = {"medix-r1": "tab:red", "hardened": "tab:blue"}
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        for preset, rows in logs.items():
+            steps = [r["step"] for r in rows]
+            values = [r["shares"][key] if key == "attack" else r[key] for r in rows]
+            colour = colours.get(preset)
+            ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
+            ax.plot(steps, moving(values), color=colour, linewidth=2, label=f"{preset} ({WINDOW}-step mean)")
+        ax.set_title(title)
+        ax.set_xlabel("GRPO step")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.suptitle("GRPO of SmolLM2-135M against the service with the susceptible judge, per preset (same seed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f} %"
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def tables(logs: dict[str, list[dict[str, Any]]], out: str) -> str:
+    lines = [f"Shares are means over the first and the last {WINDOW} logged steps; each step scores the same number "
+             "of completions.", "",
+             "| preset | steps | proxy reward | gold reward | correct | wrong | attack |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for preset, rows in logs.items():
+        for where in ("start", "end"):
+            w = window(rows, where)
+            lines.append(f"| {preset} | {w['steps']} | {_num(w['proxy'])} | {_num(w['gold'])} | {_pct(w['correct'])} "
+                         f"| {_pct(w['wrong'])} | {_pct(w['attack'])} |")  # fmt: skip
+    lines += ["", "Attack families (share of all completions) and the service's rejection reasons (share of all "
+              "completions), start → end:", ""]  # fmt: skip
+    for preset, rows in logs.items():
+        start, end = window(rows, "start"), window(rows, "end")
+        families = sorted(set(start["families"]) | set(end["families"]))
+        text = ", ".join(f"{f} {_pct(start['families'].get(f, 0))} → {_pct(end['families'].get(f, 0))}"
+                         for f in families)  # fmt: skip
+        reasons = sorted(set(start["rejections"]) | set(end["rejections"]))
+        rejected = ", ".join(f"{k} {_pct(start['rejections'].get(k, 0))} → {_pct(end['rejections'].get(k, 0))}"
+                             for k in reasons)  # fmt: skip
+        lines.append(f"- **{preset}**: families: {text or 'none'}; rejections: {rejected or 'none'}.")
+    lines += ["", "Run time (load: several engineers sharing 2 cores; load average before → after):", ""]
+    for preset in logs:
+        meta_path = Path(out) / f"{preset}.meta.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            before, after = meta["loadavg_before"][0], meta["loadavg_after"][0]
+            lines.append(f"- {preset}: {meta['steps']} steps in {meta['train_seconds'] / 60:.0f} min "
+                         f"({meta['train_seconds'] / meta['steps']:.1f} s a step), {meta['threads']} torch thread(s), "
+                         f"load {before:.1f} → {after:.1f} on {meta['cpus']} CPUs.")  # fmt: skip
+    lines += ["", "Sample completions (the first 6 of the step):", ""]
+    for preset, rows in logs.items():
+        sampled = [r for r in rows if "samples" in r]
+        for row in (sampled[0], sampled[-1]) if sampled else ():
+            lines.append(f"- **{preset}, step {row['step']}**:")
+            for s in row["samples"][:6]:
+                kind = s["label"] + (f" ({s['family']})" if s["family"] else "")
+                reward = _num(s["overall"])
+                rejection = f", rejected: {s['rejection']}" if s["rejection"] else ""
+                lines.append(f"  - truth `{s['truth']}` · {kind} · reward {reward}{rejection} · "
+                             f"`{json.dumps(s['completion'].strip(), ensure_ascii=False)[1:-1]}`")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def render(out: str, plot: str | None = None, markdown: str | None = None) -> None:
+    logs = load(out)
+    if not logs:
+        raise SystemExit(f"no logs in {out}")
+    plot = plot or str(Path(out) / "hacking.png")
+    markdown = markdown or str(Path(out) / "results.md")
+    draw(logs, plot)
+    Path(markdown).write_text(tables(logs, out), encoding="utf-8")
+    print(f"plot {plot}; tables {markdown}")
