@@ -23,9 +23,9 @@ pytestmark = pytest.mark.trainers
 
 def test_both_presets_train_and_log_each_step(policy, tmp_path):
     out = tmp_path / "logs"
-    command.main(["--policy", policy, "--questions", "6", "--steps", "2", "--max-completion-length", "16",
-                  "--warm-per-question", "10", "--out", str(out), "--work-dir", str(tmp_path / "work"),
-                  "--no-report"])  # fmt: skip
+    command.main(["--policy", policy, "--questions", "6", "--steps", "2", "--prompts", "2",
+                  "--steps-per-generation", "1", "--max-completion-length", "16", "--warm-per-question", "10",
+                  "--out", str(out), "--work-dir", str(tmp_path / "work"), "--no-report"])  # fmt: skip
     for preset in ("medix-r1", "hardened"):
         rows = [json.loads(line) for line in (out / f"{preset}.jsonl").read_text().splitlines()]
         assert [row["step"] for row in rows] == [1, 2]

@@ -294,10 +294,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=2e-5, help="GRPO learning rate (full fine-tune)")
     parser.add_argument("--generations", type=int, default=4, help="completions per prompt (the GRPO group)")
-    parser.add_argument("--prompts", type=int, default=2, help="prompts per optimizer step")
-    parser.add_argument("--steps-per-generation", type=int, default=4,
+    parser.add_argument("--prompts", type=int, default=1, help="prompts per optimizer step")
+    parser.add_argument("--steps-per-generation", type=int, default=8,
                         help="optimizer steps per generation round (TRL's; one log record per round)")  # fmt: skip
-    parser.add_argument("--max-completion-length", type=int, default=36)
+    parser.add_argument("--max-completion-length", type=int, default=30)
     parser.add_argument("--train-layers", type=int, default=6, help="top blocks trained (0: the whole model)")
     parser.add_argument("--questions", type=int, default=0, help="use this many of the questions (0: all 60)")
     parser.add_argument("--warm-per-question", type=int, default=10, help="warm-start completions per question")
