@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-WINDOW = 10  # steps averaged at the start and the end, and the plot's moving average
+WINDOW = 4  # records (generation rounds) averaged at the start and the end
+SMOOTH = 3  # records in the plot's moving average
 
 
 def load(out: str) -> dict[str, list[dict[str, Any]]]:
@@ -28,7 +29,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def window(rows: list[dict[str, Any]], where: str, n: int = WINDOW) -> dict[str, Any]:
-    """Means over the first or last `n` steps, weighted by step (each step has the same completions)."""
+    """Means over the first or last `n` records (each scores the same number of completions)."""
     part = rows[:n] if where == "start" else rows[-n:]
     families = sorted({f for r in part for f in r["families"]})
     rejections = sorted({k for r in part for k in r["rejections"]})
@@ -43,7 +44,7 @@ def window(rows: list[dict[str, Any]], where: str, n: int = WINDOW) -> dict[str,
     }
 
 
-def moving(values: list[float | None], n: int = WINDOW) -> list[float | None]:
+def moving(values: list[float | None], n: int = SMOOTH) -> list[float | None]:
     out = []
     for i in range(len(values)):
         out.append(_mean(values[max(0, i - n + 1) : i + 1]))
@@ -66,7 +67,7 @@ def draw(logs: dict[str, list[dict[str, Any]]], path: str) -> None:
             values = [r["shares"][key] if key == "attack" else r[key] for r in rows]
             colour = colours.get(preset)
             ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
-            ax.plot(steps, moving(values), color=colour, linewidth=2, label=f"{preset} ({WINDOW}-step mean)")
+            ax.plot(steps, moving(values), color=colour, linewidth=2, label=f"{preset} (mean of {SMOOTH} rounds)")
         ax.set_title(title)
         ax.set_xlabel("GRPO step")
         ax.set_ylim(0, 1)
@@ -87,8 +88,8 @@ def _num(value: float | None) -> str:
 
 
 def tables(logs: dict[str, list[dict[str, Any]]], out: str) -> str:
-    lines = [f"Shares are means over the first and the last {WINDOW} logged steps; each step scores the same number "
-             "of completions.", "",
+    lines = [f"Means over the first and the last {WINDOW} records (generation rounds, each of the same number of "
+             "completions); `steps` gives the optimizer steps at which those rounds were generated.", "",
              "| preset | steps | proxy reward | gold reward | correct | wrong | attack |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for preset, rows in logs.items():
@@ -116,7 +117,7 @@ def tables(logs: dict[str, list[dict[str, Any]]], out: str) -> str:
             lines.append(f"- {preset}: {meta['steps']} steps in {meta['train_seconds'] / 60:.0f} min "
                          f"({meta['train_seconds'] / meta['steps']:.1f} s a step), {meta['threads']} torch thread(s), "
                          f"load {before:.1f} → {after:.1f} on {meta['cpus']} CPUs.")  # fmt: skip
-    lines += ["", "Sample completions (the first 6 of the step):", ""]
+    lines += ["", "Sample completions (the first 6 of the first and the last round):", ""]
     for preset, rows in logs.items():
         sampled = [r for r in rows if "samples" in r]
         for row in (sampled[0], sampled[-1]) if sampled else ():
