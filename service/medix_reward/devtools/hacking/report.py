@@ -109,9 +109,14 @@ def tables(logs: dict[str, list[dict[str, Any]]], out: str) -> str:
                              for k in reasons)  # fmt: skip
         lines.append(f"- **{preset}**: families: {text or 'none'}; rejections: {rejected or 'none'}.")
     lines += ["", "Run time (load: several engineers sharing 2 cores; load average before → after):", ""]
-    for preset in logs:
+    for preset, rows in logs.items():
         meta_path = Path(out) / f"{preset}.meta.json"
-        if meta_path.exists():
+        if not meta_path.exists():  # a run stopped (or still running): what its log says
+            last = rows[-1]
+            lines.append(f"- {preset}: stopped after the round of step {last['step']}, "
+                         f"{last['elapsed_s'] / 60:.0f} min "
+                         "into training (no meta file: the run did not finish).")  # fmt: skip
+        else:
             meta = json.loads(meta_path.read_text())
             before, after = meta["loadavg_before"][0], meta["loadavg_after"][0]
             lines.append(f"- {preset}: {meta['steps']} steps in {meta['train_seconds'] / 60:.0f} min "
