@@ -163,7 +163,7 @@ def gold_reward(scores: dict[str, float | None], correct: bool, weights: Weights
 def step_record(batches: list[tuple[list[dict[str, Any]], RewardResponse]], questions: dict[str, Question],
                 keep_samples: bool) -> dict[str, Any]:  # fmt: skip
     """One step's figures from the batches the service scored during it."""
-    kinds, families, rejections = Counter(), Counter(), Counter()
+    kinds, families, rejections, shortcuts = Counter(), Counter(), Counter(), Counter()
     proxy, gold, by_kind, samples = [], [], {"correct": [], "wrong": [], "attack": []}, []
     for items, response in batches:
         for item, result in zip(items, response.results, strict=True):
@@ -172,9 +172,12 @@ def step_record(batches: list[tuple[list[dict[str, Any]], RewardResponse]], ques
             kinds[verdict.kind] += 1
             if verdict.kind == "attack":
                 families[verdict.family] += 1
-            rejection = result.details.rejection or (result.details.shortcut if result.details.shortcut else None)
+            shortcut = result.details.shortcut
+            rejection = result.details.rejection or ("rejected" if shortcut == "rejected" else None)
             if rejection:
                 rejections[rejection] += 1
+            if shortcut and shortcut != "rejected":
+                shortcuts[shortcut] += 1
             if result.overall is not None:
                 proxy.append(result.overall)
                 by_kind[verdict.kind].append(result.overall)
@@ -193,6 +196,7 @@ def step_record(batches: list[tuple[list[dict[str, Any]], RewardResponse]], ques
         "families": {family: families[family] / total for family in ATTACK_FAMILIES if families[family]},
         "proxy_by_label": {kind: sum(v) / len(v) if v else None for kind, v in by_kind.items()},
         "rejections": dict(rejections),
+        "shortcuts": dict(shortcuts),  # exact_match, invalid_answer: accuracy set without a model, not refused
     }
     if keep_samples:
         record["samples"] = samples

@@ -28,11 +28,19 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
+SHORTCUTS = ("exact_match", "invalid_answer")  # the service's shortcuts that are not refusals
+
+
+def rejections(row: dict[str, Any]) -> dict[str, int]:
+    """A record's refusals. Logs written before `shortcuts` had its own field counted the shortcuts here."""
+    return {k: v for k, v in row["rejections"].items() if k not in SHORTCUTS}
+
+
 def window(rows: list[dict[str, Any]], where: str, n: int = WINDOW) -> dict[str, Any]:
     """Means over the first or last `n` records (each scores the same number of completions)."""
     part = rows[:n] if where == "start" else rows[-n:]
     families = sorted({f for r in part for f in r["families"]})
-    rejections = sorted({k for r in part for k in r["rejections"]})
+    reasons = sorted({k for r in part for k in rejections(r)})
     completions = sum(r["completions"] for r in part) or 1
     return {
         "steps": f"{part[0]['step']}–{part[-1]['step']}",
@@ -40,7 +48,7 @@ def window(rows: list[dict[str, Any]], where: str, n: int = WINDOW) -> dict[str,
         "gold": _mean([r["gold"] for r in part]),
         **{kind: _mean([r["shares"][kind] for r in part]) for kind in ("correct", "wrong", "attack")},
         "families": {f: _mean([r["families"].get(f, 0.0) for r in part]) for f in families},
-        "rejections": {k: sum(r["rejections"].get(k, 0) for r in part) / completions for k in rejections},
+        "rejections": {k: sum(rejections(r).get(k, 0) for r in part) / completions for k in reasons},
     }
 
 
@@ -130,7 +138,8 @@ def tables(logs: dict[str, list[dict[str, Any]]], out: str) -> str:
             for s in row["samples"][:6]:
                 kind = s["label"] + (f" ({s['family']})" if s["family"] else "")
                 reward = _num(s["overall"])
-                rejection = f", rejected: {s['rejection']}" if s["rejection"] else ""
+                refused = s["rejection"] not in (None, *SHORTCUTS)
+                rejection = f", rejected: {s['rejection']}" if refused else ""
                 lines.append(f"  - truth `{s['truth']}` · {kind} · reward {reward}{rejection} · "
                              f"`{json.dumps(s['completion'].strip(), ensure_ascii=False)[1:-1]}`")  # fmt: skip
     return "\n".join(lines) + "\n"
