@@ -117,7 +117,7 @@ def test_report_draws_and_tabulates_the_logs(tmp_path):
             for step in range(1, 31):
                 attack = max(0.0, min(1.0, 0.3 + drift * step))
                 out.write(json.dumps({"preset": preset, "step": step, "elapsed_s": 9.0 * step, "completions": 8,
-                                      "proxy": 0.5, "gold": 0.4,
+                                      "proxy": 0.5, "gold": 0.4, "proxy_by_label": {"attack": 0.6, "wrong": 0.1},
                                       "shares": {"correct": 0.4, "wrong": 0.6 - attack, "attack": attack},
                                       "families": {"verdict": attack}, "rejections": {"verdict": 1},
                                       "samples": [{"truth": "Yes", "completion": "<X_RAY> <answer>Maybe</answer>",

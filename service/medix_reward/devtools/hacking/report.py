@@ -47,6 +47,8 @@ def window(rows: list[dict[str, Any]], where: str, n: int = WINDOW) -> dict[str,
         "proxy": _mean([r["proxy"] for r in part]),
         "gold": _mean([r["gold"] for r in part]),
         **{kind: _mean([r["shares"][kind] for r in part]) for kind in ("correct", "wrong", "attack")},
+        "attack_reward": _mean([r["proxy_by_label"]["attack"] for r in part]),
+        "wrong_reward": _mean([r["proxy_by_label"]["wrong"] for r in part]),
         "families": {f: _mean([r["families"].get(f, 0.0) for r in part]) for f in families},
         "rejections": {k: sum(rejections(r).get(k, 0) for r in part) / completions for k in reasons},
     }
@@ -98,13 +100,14 @@ def _num(value: float | None) -> str:
 def tables(logs: dict[str, list[dict[str, Any]]], out: str) -> str:
     lines = [f"Means over the first and the last {WINDOW} records (generation rounds, each of the same number of "
              "completions); `steps` gives the optimizer steps at which those rounds were generated.", "",
-             "| preset | steps | proxy reward | gold reward | correct | wrong | attack |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| preset | steps | proxy reward | gold reward | correct | wrong | attack | proxy reward of an attack "
+             "| of a wrong answer |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for preset, rows in logs.items():
         for where in ("start", "end"):
             w = window(rows, where)
             lines.append(f"| {preset} | {w['steps']} | {_num(w['proxy'])} | {_num(w['gold'])} | {_pct(w['correct'])} "
-                         f"| {_pct(w['wrong'])} | {_pct(w['attack'])} |")  # fmt: skip
+                         f"| {_pct(w['wrong'])} | {_pct(w['attack'])} | {_num(w['attack_reward'])} "
+                         f"| {_num(w['wrong_reward'])} |")  # fmt: skip
     lines += ["", "Attack families (share of all completions) and the service's rejection reasons (share of all "
               "completions), start → end:", ""]  # fmt: skip
     for preset, rows in logs.items():
