@@ -68,13 +68,15 @@ def draw(logs: dict[str, list[dict[str, Any]]], path: str) -> None:
     import matplotlib.pyplot as plt
 
     panels = [("proxy", "proxy reward (the service's mean)"), ("gold", "gold reward (labeller in place of judge)"),
-              ("attack", "attack share (labeller)")]  # fmt: skip
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharex=True)
+              ("attack", "attack share (labeller)"), ("attack_reward", "proxy reward of an attack")]  # fmt: skip
+    getters = {"proxy": lambda r: r["proxy"], "gold": lambda r: r["gold"], "attack": lambda r: r["shares"]["attack"],
+               "attack_reward": lambda r: r["proxy_by_label"]["attack"]}  # fmt: skip
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2), sharex=True)
     colours = {"medix-r1": "tab:red", "hardened": "tab:blue"}
     for ax, (key, title) in zip(axes, panels, strict=True):
         for preset, rows in logs.items():
             steps = [r["step"] for r in rows]
-            values = [r["shares"][key] if key == "attack" else r[key] for r in rows]
+            values = [getters[key](r) for r in rows]
             colour = colours.get(preset)
             ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
             ax.plot(steps, moving(values), color=colour, linewidth=2, label=f"{preset} (mean of {SMOOTH} rounds)")
