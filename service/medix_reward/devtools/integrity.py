@@ -220,6 +220,8 @@ def main(args: argparse.Namespace) -> None:
                           timeout_s=120, logprobs=not args.parity)  # fmt: skip
     settings = Settings(judge=judge, embedder=EmbedderSettings(model=args.embedder))
     cases = load_corpus()
+    if getattr(args, "families", None):
+        cases = [c for c in cases if c.family in args.families]
     encoder = SentenceTransformerEncoder(settings.embedder)
     if args.parity:
         _parity(settings, cases, encoder, args)
