@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import medix_reward
-from medix_reward import checks, evaluate, judge, observability, protocols, screening
+from medix_reward import checks, evaluate, initialisms, judge, observability, protocols, screening
 from medix_reward.devtools.common import percentile
 
 MAX_CHARS = 65_536  # the longest text a client may send (limits.max_prompt_chars)
@@ -58,6 +58,8 @@ USES: dict[str, Callable[[str], object]] = {
     "screening._LIST_MARK": lambda text: screening._buried_truth(text, "Mass effect"),
     "screening._WORD_OR_MARK": lambda text: screening._buried_truth(text, "Mass effect"),
     "observability._VALID_REQUEST_ID": lambda text: observability._VALID_REQUEST_ID.fullmatch(text),
+    "initialisms._INITIALISM": lambda text: initialisms.is_initialism(text, "Pulmonary embolism"),
+    "initialisms._LETTERS": lambda text: initialisms.is_initialism("PE", text),
 }
 # Patterns on the service's own configuration and tables, not on outside text: tag names, the operator's template
 # files, Unicode character names.
