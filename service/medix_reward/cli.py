@@ -53,6 +53,12 @@ def _openapi(args: argparse.Namespace) -> None:
         Path(args.output).write_text(text, encoding="utf-8")
 
 
+def _docs(args: argparse.Namespace) -> None:
+    from medix_reward.devtools.gendocs import main as docs_main
+
+    sys.exit(docs_main(Path(args.root), check=args.check))
+
+
 def _scripted_judge(args: argparse.Namespace) -> None:
     import time
 
@@ -211,6 +217,12 @@ def main(argv: list[str] | None = None) -> None:
     spec = commands.add_parser("openapi", help="write the OpenAPI document as YAML")
     spec.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout")
     spec.set_defaults(run=_openapi)
+    docs = commands.add_parser(
+        "docs", help="write the generated parts of docs/ (the settings table, the benchmark tables) between markers"
+    )
+    docs.add_argument("--root", default=".", help="the repository root")
+    docs.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page has drifted")
+    docs.set_defaults(run=_docs)
     scripted = commands.add_parser(
         "scripted-judge", help="serve the scripted OpenAI-compatible judge used by the tests and the benchmark"
     )
