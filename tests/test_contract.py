@@ -1,4 +1,4 @@
-"""The checked-in OpenAPI document, the settings guard rails, and the README's example."""
+"""The checked-in OpenAPI document, the settings guard rails, and the example batch of examples/."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The deployment files, checked as far as a machine without a Docker engine allows: docker-compose.yml is
 valid to compose implementations and agrees with the service (variable names are real settings, ports,
-health-check paths, the judge's address and model name), the Dockerfile builds the way the README says,
+health-check paths, the judge's address and model name), the Dockerfile builds the way docs/operations.md says,
 Prometheus scrapes a path that exists. `make image` builds the Dockerfile and runs the image (scripts/image.sh)."""
 
 from __future__ import annotations

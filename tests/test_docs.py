@@ -4,7 +4,9 @@ and the hand-written limits table agree with the code and the JSON they come fro
 
 from __future__ import annotations
 
+import json
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,44 @@ def test_a_drifted_page_is_found_and_rewritten(tmp_path: Path):
     assert gendocs.main(tmp_path, check=True) == 1
     assert gendocs.main(tmp_path, check=False) == 0
     assert gendocs.stale(tmp_path) == []
+
+
+def _fenced_blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+
+
+def _unknown_keys(value: object, model: type[BaseModel], path: str = "") -> list[str]:
+    """Keys of a JSON example that `model` does not declare (`…` marks what the example leaves out)."""
+    if isinstance(value, list):
+        return [key for element in value for key in _unknown_keys(element, model, path)]
+    if not isinstance(value, dict):
+        return []
+    unknown = []
+    for key, child in value.items():
+        if key == "…":
+            continue
+        field = model.model_fields.get(key)
+        if field is None:
+            unknown.append(f"{path}{key}")
+            continue
+        for nested in _models_in(field.annotation)[:1]:
+            unknown += _unknown_keys(child, nested, f"{path}{key}.")
+    return unknown
+
+
+def test_the_readme_request_is_valid_and_its_response_names_real_fields():
+    from medix_reward_client.schema import RewardRequest, RewardResponse
+
+    readme = README.read_text(encoding="utf-8")
+    [curl] = [block for block in _fenced_blocks(readme, "bash") if "/reward" in block]
+    request = RewardRequest.model_validate_json(curl.split("-d '", 1)[1].rsplit("'", 1)[0])
+    assert [item.id for item in request.items] == ["p0-s0", "p0-s1", "p0-s2"]
+    [response] = [json.loads(block) for block in _fenced_blocks(readme, "json") if '"results"' in block]
+    assert _unknown_keys(response, RewardResponse) == []
+    assert _unknown_keys({"results": [{"scores": {"fluency": 1}}]}, RewardResponse) == ["results.scores.fluency"]

@@ -310,7 +310,8 @@ def test_a_reply_keeps_its_status_headers_and_body():
 
 
 def test_judge_calls_do_not_go_through_a_proxy_from_the_environment(monkeypatch):
-    # README: judges are reached directly. A proxy variable pointing nowhere must not break the call.
+    # docs/operations.md (judge.base_urls): judges are reached directly. A proxy variable pointing nowhere must not
+    # break the call.
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
     body = b'{"choices": [{"message": {"content": "YES"}}]}'

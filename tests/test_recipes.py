@@ -1,8 +1,8 @@
-"""The EasyR1 and slime command lines of examples/ (README's recipes), against the live service. Neither trainer
-is on PyPI, so these are shape tests: the reward settings of each command are read from the script and used
-the way the trainer uses them (EasyR1 loads `PATH:NAME` from a file and calls it with a batch and the JSON
-kwargs; slime posts {"prompt", "response", "label"} to --rm-url and reads --reward-key). verl, OpenRLHF and
-TRL run their own code in the trainer tier (tests/trainers/)."""
+"""The EasyR1 and slime command lines of examples/ (docs/trainers.md's recipes), against the live service.
+Neither trainer is on PyPI, so these are shape tests: the reward settings of each command are read from the
+script and used the way the trainer uses them (EasyR1 loads `PATH:NAME` from a file and calls it with a batch
+and the JSON kwargs; slime posts {"prompt", "response", "label"} to --rm-url and reads --reward-key). verl,
+OpenRLHF and TRL run their own code in the trainer tier (tests/trainers/)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """What an item that could not be scored becomes, per trainer, against the live service (scripted judge, real
 MiniLM). Two kinds of failure: an item's judge calls fail while the judge is up (the service answers 200 with
 that item null, however many items the request holds), or the judge is down (every call and probe fails: the
-service answers 502, or 504 when they timed out). README's trainer table states these results."""
+service answers 502, or 504 when they timed out). docs/trainers.md's table and docs/judge-health.md state these
+results."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def fallbacks() -> int:
     return sum(FALLBACKS.values())
 
 
-# TRL: None from every function, so TRL drops the row (README; TRL ≥ 1.x)
+# TRL: None from every function, so TRL drops the row (docs/trainers.md; TRL ≥ 1.x)
 
 
 def trl_values(url: str, use_async: bool, **options) -> list[list[float | None]]:

@@ -123,15 +123,17 @@ class EmbedderSettings(_Group):
         default="torch",
         description="What runs the model: PyTorch, or an ONNX export of it run by ONNX Runtime or OpenVINO "
         "(CPU; `pip install 'medix-reward[cpu-runtimes]'`). Exported once, cached in `export_dir`. Shown in /config "
-        "and part of the config hash.",
+        "and part of the config hash; tokenisation and pooling stay sentence-transformers'.",
     )
     dtype: Literal["float32", "float16", "bfloat16"] = Field(
-        default="float32", description="The torch backend's weights; float16/bfloat16 are for CUDA. In the config hash."
+        default="float32",
+        description="The torch backend's weights; float16/bfloat16 are for CUDA (the exports run in float32). In the "
+        "config hash.",
     )
     export_dir: str | None = Field(
         default=None,
         description="Where ONNX exports are cached (keyed by the model's files and the torch version) and reused on "
-        "the next start; default ~/.cache/medix-reward/exports.",
+        "the next start (a packaged model's own folder may not be writable); default ~/.cache/medix-reward/exports.",
     )
     max_batch_size: int = Field(default=64, ge=1, description="Texts per micro-batch at most.")
     max_wait_ms: float = Field(default=2.0, ge=0, description="How long a micro-batch waits to fill up.")
