@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
-from medix_reward.devtools import gendocs
+from medix_reward.devtools import bench_doc, gendocs
 from medix_reward.settings import Settings
 from medix_reward.settings_doc import render_settings_table, rows, splice
 
@@ -157,7 +157,7 @@ def test_splice_replaces_only_between_its_markers():
 def test_a_drifted_page_is_found_and_rewritten(tmp_path: Path):
     docs = tmp_path / "docs"
     docs.mkdir()
-    for name in ("operations.md", "benchmarks.md", "benchmarks.json"):
+    for name in ("operations.md", "benchmarks.md", *gendocs.RUNS.values()):
         (docs / name).write_text((ROOT / "docs" / name).read_text(encoding="utf-8"), encoding="utf-8")
     page = docs / "operations.md"
     page.write_text(
@@ -208,3 +208,11 @@ def test_the_readme_request_is_valid_and_its_response_names_real_fields():
     [response] = [json.loads(block) for block in _fenced_blocks(readme, "json") if '"results"' in block]
     assert _unknown_keys(response, RewardResponse) == []
     assert _unknown_keys({"results": [{"scores": {"fluency": 1}}]}, RewardResponse) == ["results.scores.fluency"]
+
+
+def test_the_targets_table_says_met_only_when_a_target_is_met():
+    results = json.loads((ROOT / "docs" / "benchmarks.json").read_text(encoding="utf-8"))
+    table = bench_doc.targets_table([("run", results)])
+    assert f"| service ≥ 30× the serial baseline | **NOT met**: {results['speedup']:.1f}×" in table
+    faster = {**results, "speedup": 31.0}
+    assert "| service ≥ 30× the serial baseline | met: 31.0×" in bench_doc.targets_table([("run", faster)])

@@ -1,5 +1,6 @@
 """The generated parts of docs/: the settings table (from `Settings`) and the benchmark tables (from
-docs/benchmarks.json, as `medix-reward bench` prints them). `medix-reward docs` writes them between their
+docs/benchmarks*.json: the result as `medix-reward bench` prints it, the targets, the judge client's cost and the
+embedder backends per run). `medix-reward docs` writes them between their
 markers; `medix-reward docs --check` (and tests/test_docs.py) fails when a page has drifted."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from medix_reward.devtools import bench_doc
 from medix_reward.devtools.bench import _scale_table
 from medix_reward.devtools.bench import table as bench_table
 from medix_reward.settings import Settings
@@ -18,10 +20,22 @@ def _fenced(text: str) -> str:
     return f"```\n{text.rstrip()}\n```"
 
 
+# The runs docs/benchmarks.md reads, by column label: `make bench` first, the others beside it.
+RUNS = {
+    "`make bench`": "benchmarks.json",
+    "[`--backend openvino`](benchmarks-openvino.json)": "benchmarks-openvino.json",
+    "[httpx judge client](benchmarks-before-aiohttp.json)": "benchmarks-before-aiohttp.json",
+}
+
+
 def _benchmarks(root: Path) -> dict[str, str]:
-    results = json.loads((root / "docs" / "benchmarks.json").read_text(encoding="utf-8"))
+    runs = [(label, json.loads((root / "docs" / name).read_text(encoding="utf-8"))) for label, name in RUNS.items()]
+    results = runs[0][1]
     return {
         "bench-result": _fenced(bench_table(results)),
+        "bench-targets": bench_doc.targets_table(runs) + "\n\n" + bench_doc.cross_run_line(runs[0], runs[1]),
+        "bench-judge-cost": bench_doc.judge_cost_table(runs),
+        "bench-backends": bench_doc.backends_table(runs[:2]),
         "bench-scale": _fenced("\n".join(_scale_table(results.get("scale", []))[2:])),
     }
 
