@@ -216,3 +216,20 @@ def test_the_targets_table_says_met_only_when_a_target_is_met():
     assert f"| service ≥ 30× the serial baseline | **NOT met**: {results['speedup']:.1f}×" in table
     faster = {**results, "speedup": 31.0}
     assert "| service ≥ 30× the serial baseline | met: 31.0×" in bench_doc.targets_table([("run", faster)])
+
+
+def test_the_layout_page_names_every_module():
+    layout = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8")
+    modules = [
+        path.relative_to(package)
+        for package in (ROOT / "service" / "medix_reward", ROOT / "client" / "medix_reward_client")
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py"
+    ]
+
+    def named(module: Path) -> bool:
+        return bool(re.search(rf"[`/]{re.escape(module.name)}`", layout))
+
+    unnamed = [str(module) for module in modules if not named(module)]
+    assert len(modules) > 40
+    assert not unnamed, f"docs/layout.md does not say where these live: {unnamed}"
