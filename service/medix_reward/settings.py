@@ -31,13 +31,21 @@ class JudgeHealthSettings(_Group):
 
     window_s: float = Field(default=60.0, gt=0, description="Attempts older than this are forgotten.")
     min_failures: int = Field(
-        default=3, ge=1, description="Failed attempts in a row, or at least this many within the window, open it."
+        default=3,
+        ge=1,
+        description="This many failed attempts in a row open the replica's circuit breaker, or this many within the "
+        "window when they are also failure_ratio of its attempts there.",
     )
     failure_ratio: float = Field(
-        default=0.5, gt=0, le=1, description="…and at least this share of its attempts within the window."
+        default=0.5,
+        gt=0,
+        le=1,
+        description="The share of a replica's attempts in the window that must fail (see min_failures).",
     )
     probe_interval_s: float = Field(
-        default=2.0, gt=0, description="An open replica is probed (GET /models) this often; an answer reopens it."
+        default=2.0,
+        gt=0,
+        description="An open replica is probed (GET /models) this often; an answer half-opens its breaker.",
     )
     probe_timeout_s: float = Field(default=2.0, gt=0, description="A probe not answered within this fails.")
 
