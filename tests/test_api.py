@@ -8,12 +8,12 @@ import time
 
 import httpx
 import pytest
+from medix_reward_tools.common import grpo_batch
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 
-from medix_reward.app import create_app
-from medix_reward.checks import compose
-from medix_reward.devtools.common import grpo_batch
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
+from medix_reward.api.app import create_app
+from medix_reward.scoring.checks import compose
 from medix_reward.settings import LimitsSettings
 from medix_reward_client.schema import COMPONENTS, RewardResponse, Weights
 from tests.helpers import CharEncoder, make_settings

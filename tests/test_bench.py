@@ -3,8 +3,8 @@ and the service agree on every score, and the table and the plot render."""
 
 from __future__ import annotations
 
-from medix_reward.devtools.bench import BenchConfig, plot, run_bench, table
-from medix_reward.devtools.common import grpo_items
+from medix_reward_tools.bench import BenchConfig, plot, run_bench, table
+from medix_reward_tools.common import grpo_items
 
 
 def test_grpo_items_shape():

@@ -10,13 +10,13 @@ import re
 
 import httpx
 import pytest
+from medix_reward_tools.scripted_judge import Fault, ScriptedJudge, known_labels
 
 from medix_reward import cli
-from medix_reward.calibration import ITEMS, summarise
-from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge, known_labels
-from medix_reward.eval_templates import BUILTIN, check, reply_format
-from medix_reward.evaluate import draw_order
-from medix_reward.judge_check import judge_check
+from medix_reward.evaluation.calibration import ITEMS, summarise
+from medix_reward.evaluation.check import judge_check
+from medix_reward.evaluation.evaluate import draw_order
+from medix_reward.evaluation.templates import BUILTIN, check, reply_format
 from medix_reward.settings import EvaluateSettings
 from medix_reward_client.schema import EvaluateItem
 from tests.helpers import make_settings

@@ -8,8 +8,7 @@ import json
 import socket
 
 import httpx
-
-from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
+from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 
 ITEMS = [{"response": f"<X_RAY><thinking>r</thinking><answer>Mass {i}</answer>", "ground_truth": "<X_RAY> Big"}
          for i in range(4)]  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medix_reward.checks import (
+from medix_reward.scoring.checks import (
     Tags,
     accuracy_shortcut,
     check_item,

@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medix_reward.app import create_app
-from medix_reward.devtools.common import grpo_batch
-from medix_reward.devtools.live import LiveServer
+from medix_reward_tools.common import grpo_batch
+from medix_reward_tools.live import LiveServer
+
+from medix_reward.api.app import create_app
 from tests.helpers import make_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,10 +10,10 @@ import time
 
 import httpx
 import pytest
+from medix_reward_tools.live import LiveServer
 
-from medix_reward.app import create_app
-from medix_reward.connections import server_options
-from medix_reward.devtools.live import LiveServer
+from medix_reward.api.app import create_app
+from medix_reward.api.connections import server_options
 from medix_reward.settings import LimitsSettings
 from tests.helpers import CharEncoder, make_settings
 

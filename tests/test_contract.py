@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from medix_reward.app import openapi_yaml
+from medix_reward.api.app import openapi_yaml
 from medix_reward.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from compose_spec import PyCompose
 
-from medix_reward.app import create_app
+from medix_reward.api.app import create_app
 from medix_reward.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

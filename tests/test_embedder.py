@@ -8,7 +8,13 @@ import logging
 import numpy as np
 import pytest
 
-from medix_reward.embedder import EmbedderError, EmbeddingCache, EmbedStats, MicroBatcher, SentenceTransformerEncoder
+from medix_reward.embedding.batcher import (
+    EmbedderError,
+    EmbeddingCache,
+    EmbedStats,
+    MicroBatcher,
+    SentenceTransformerEncoder,
+)
 from medix_reward.settings import EmbedderSettings, Settings
 from tests.helpers import MINILM, CharEncoder
 
@@ -129,7 +135,7 @@ def test_runtime_backends_match_torch(minilm, exports, backend, caplog):
     """The exported model gives torch's vectors (the benchmark measures the same on the parity corpus), long
     texts are truncated as torch truncates them, and the export is made once and then reused."""
     settings = EmbedderSettings(model=MINILM, backend=backend, export_dir=str(exports))
-    with caplog.at_level(logging.INFO, logger="medix_reward.embedder"):
+    with caplog.at_level(logging.INFO, logger="medix_reward.embedding.batcher"):
         encoder = SentenceTransformerEncoder(settings)
     texts = [t for pair in PAIRS for t in pair]
     vectors, reference = encoder.encode(texts), minilm.encode(texts)
@@ -139,15 +145,15 @@ def test_runtime_backends_match_torch(minilm, exports, backend, caplog):
     assert encoder.encode([]).shape == (0, reference.shape[1])
     [export] = list(exports.glob("*/model.onnx"))
     stamp = export.stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="medix_reward.embedder"):
+    with caplog.at_level(logging.INFO, logger="medix_reward.embedding.batcher"):
         caplog.clear()
         SentenceTransformerEncoder(settings)
     assert "reusing the ONNX export" in caplog.text and export.stat().st_mtime_ns == stamp
 
 
 def test_backend_and_dtype_are_in_config_and_hash():
-    from medix_reward.pipeline import config_hash
-    from medix_reward.rules import effective_reward
+    from medix_reward.scoring.pipeline import config_hash
+    from medix_reward.scoring.rules import effective_reward
 
     def hashed(**embedder):
         settings = Settings(embedder=EmbedderSettings(model=MINILM, **embedder))

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 
-from medix_reward.app import create_app
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
+from medix_reward.api.app import create_app
 from tests.helpers import make_settings
 
 RETRIES = 2

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import ScriptedJudge
 
-from medix_reward.app import create_app
-from medix_reward.checks import Tags, check_item, normalize, strict_answer
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import ScriptedJudge
-from medix_reward.judge import neutralise, strict_label
-from medix_reward.screening import screen
+from medix_reward.api.app import create_app
+from medix_reward.judge.client import neutralise, strict_label
+from medix_reward.scoring.checks import Tags, check_item, normalize, strict_answer
+from medix_reward.scoring.screening import screen
 from medix_reward.settings import DefenceSettings
 from tests.helpers import CharEncoder, make_settings
 

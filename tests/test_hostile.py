@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterator
 import httpx
 import numpy as np
 import pytest
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import ScriptedJudge
 
-import medix_reward.pipeline as pipeline
-from medix_reward.app import create_app
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import ScriptedJudge
-from medix_reward.embedder import EmbedderError, MicroBatcher
+import medix_reward.scoring.pipeline as pipeline
+from medix_reward.api.app import create_app
+from medix_reward.embedding.batcher import EmbedderError, MicroBatcher
 from medix_reward.settings import DefenceSettings, EmbedderSettings, LimitsSettings, Settings
 from tests.helpers import CharEncoder, make_settings
 

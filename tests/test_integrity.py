@@ -5,11 +5,11 @@ found, and keep 72 of the 75 legitimate answers; what `medix-r1` credits is prin
 from __future__ import annotations
 
 import httpx
+from medix_reward_tools.integrity import gullible_table, load_corpus, markdown, tally
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import ScriptedJudge, gullible
 
-from medix_reward.app import create_app
-from medix_reward.devtools.integrity import gullible_table, load_corpus, markdown, tally
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import ScriptedJudge, gullible
+from medix_reward.api.app import create_app
 from medix_reward_client.schema import RewardResponse
 from tests.helpers import make_settings
 

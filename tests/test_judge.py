@@ -8,17 +8,10 @@ import json
 
 import httpx
 import pytest
+from medix_reward_tools.scripted_judge import ScriptedJudge
 
-from medix_reward.devtools.scripted_judge import ScriptedJudge
-from medix_reward.judge import (
-    JudgeClient,
-    JudgeError,
-    JudgeStats,
-    is_yes,
-    open_judge_transport,
-    reply_content,
-)
-from medix_reward.judge_http import AiohttpTransport, JudgeTimeout, JudgeUnreachable
+from medix_reward.judge.client import JudgeClient, JudgeError, JudgeStats, is_yes, open_judge_transport, reply_content
+from medix_reward.judge.http import AiohttpTransport, JudgeTimeout, JudgeUnreachable
 from medix_reward.settings import JudgeSettings
 from tests.helpers import HandlerTransport
 

@@ -10,12 +10,12 @@ import time
 
 import httpx
 import pytest
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 
-from medix_reward.app import create_app
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
-from medix_reward.judge import JudgeClient, JudgeError, JudgeStats, open_judge_transport
-from medix_reward.judge_health import Breaker, State
+from medix_reward.api.app import create_app
+from medix_reward.judge.client import JudgeClient, JudgeError, JudgeStats, open_judge_transport
+from medix_reward.judge.health import Breaker, State
 from medix_reward.settings import JudgeHealthSettings, JudgeSettings
 from tests.helpers import make_settings
 

@@ -10,13 +10,13 @@ import time
 
 import httpx
 import pytest
+from medix_reward_tools.common import grpo_batch
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 from pydantic import SecretStr
 
-from medix_reward.app import create_app
-from medix_reward.devtools.common import grpo_batch
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
-from medix_reward.observability import JsonFormatter, request_id_var
+from medix_reward.api.app import create_app
+from medix_reward.api.observability import JsonFormatter, request_id_var
 from medix_reward.settings import AuthSettings, LimitsSettings
 from tests.helpers import CharEncoder, make_settings
 
@@ -208,7 +208,7 @@ def test_warning_when_public_without_keys(judge, caplog, host, keys, warned):
     settings = make_settings([judge.url])
     settings.host, settings.auth = host, AuthSettings(keys=keys)
     with (
-        caplog.at_level(logging.WARNING, logger="medix_reward.app"),
+        caplog.at_level(logging.WARNING, logger="medix_reward.api.app"),
         LiveServer(create_app(settings, encoder=CharEncoder())),
     ):
         pass

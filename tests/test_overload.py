@@ -8,11 +8,11 @@ import time
 
 import httpx
 import pytest
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import ScriptedJudge
 
-from medix_reward.adaptive import AdaptiveLimit
-from medix_reward.app import create_app
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import ScriptedJudge
+from medix_reward.api.app import create_app
+from medix_reward.judge.adaptive import AdaptiveLimit
 from tests.helpers import CharEncoder, make_settings
 
 

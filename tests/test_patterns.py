@@ -21,10 +21,13 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from medix_reward_tools.common import percentile
 
 import medix_reward
-from medix_reward import checks, evaluate, judge, observability, protocols, screening
-from medix_reward.devtools.common import percentile
+from medix_reward.api import observability, protocols
+from medix_reward.evaluation import evaluate
+from medix_reward.judge import client as judge
+from medix_reward.scoring import checks, screening
 
 MAX_CHARS = 65_536  # the longest text a client may send (limits.max_prompt_chars)
 CEILING_S = 0.5

@@ -9,11 +9,11 @@ import json
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from medix_reward_tools.scripted_judge import read_pair, same_meaning
 
-from medix_reward.devtools.scripted_judge import read_pair, same_meaning
-from medix_reward.embedder import EmbeddingCache, MicroBatcher
-from medix_reward.judge import JudgeClient
-from medix_reward.pipeline import RewardPipeline
+from medix_reward.embedding.batcher import EmbeddingCache, MicroBatcher
+from medix_reward.judge.client import JudgeClient
+from medix_reward.scoring.pipeline import RewardPipeline
 from medix_reward.settings import JudgeSettings, Settings
 from medix_reward_client.schema import RewardItem, RewardRequest
 from tests.helpers import CharEncoder, HandlerTransport

@@ -8,17 +8,17 @@ import time
 
 import httpx
 import pytest
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.redteam import grammar, transforms
+from medix_reward_tools.redteam.runner import http_evaluator, regression_rows
+from medix_reward_tools.redteam.search import Candidate, Gene, load_scenarios, render_answer, search, table
+from medix_reward_tools.susceptible_judge import SusceptibleJudge, credits_any_answer, read_pair, weakness
 
-from medix_reward.app import create_app
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.redteam import grammar, transforms
-from medix_reward.devtools.redteam.runner import http_evaluator, regression_rows
-from medix_reward.devtools.redteam.search import Candidate, Gene, load_scenarios, render_answer, search, table
-from medix_reward.devtools.susceptible_judge import SusceptibleJudge, credits_any_answer, read_pair, weakness
-from medix_reward.judge import JudgeAsk, judge_messages
-from medix_reward.screening import BASIC_SCREENING, Screening, screen
+from medix_reward.api.app import create_app
+from medix_reward.judge.client import JudgeAsk, judge_messages
+from medix_reward.scoring.screening import BASIC_SCREENING, Screening, screen
+from medix_reward.scoring.unicode_fold import fold, scripts
 from medix_reward.settings import DefenceSettings
-from medix_reward.unicode_fold import fold, scripts
 from tests.helpers import make_settings
 
 # The holes the issue lists (found by hand against hardened before the search existed), and more.
@@ -160,8 +160,9 @@ def test_a_2000_evaluation_search_finds_no_hole_in_hardened(service_on_susceptib
 def test_the_new_rules_refuse_no_legitimate_answer_of_the_corpus():
     """Screening is pure: what it refuses of the legitimate answers it refuses with any judge, so the real-judge
     recall cannot fall through these rules."""
-    from medix_reward.checks import Tags, check_item, split_ground_truth
-    from medix_reward.devtools.integrity import load_corpus
+    from medix_reward_tools.integrity import load_corpus
+
+    from medix_reward.scoring.checks import Tags, check_item, split_ground_truth
 
     refused = []
     for case in load_corpus():

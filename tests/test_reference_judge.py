@@ -1,6 +1,6 @@
 """Issue 22: under `medix-r1` every judge call is the MediX-R1 reference's own request, byte for byte.
 
-The expected bodies are rendered by devtools/reference.py, which spells the reference's prompt line by line
+The expected bodies are rendered by medix_reward_tools/reference.py, which spells the reference's prompt line by line
 apart from the service's constant, and extracts the pair from the raw completion with the reference's regexes.
 """
 
@@ -11,14 +11,14 @@ import json
 
 import httpx
 import pytest
+from medix_reward_tools.integrity import load_corpus
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.parity import markdown, run_parity
+from medix_reward_tools.reference import reference_pair, reference_request
+from medix_reward_tools.scripted_judge import ScriptedJudge, read_pair
 
-from medix_reward.app import create_app
-from medix_reward.devtools.integrity import load_corpus
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.parity import markdown, run_parity
-from medix_reward.devtools.reference import reference_pair, reference_request
-from medix_reward.devtools.scripted_judge import ScriptedJudge, read_pair
-from medix_reward.judge import (
+from medix_reward.api.app import create_app
+from medix_reward.judge.client import (
     REFERENCE_PROMPT_VERSION,
     STRICT_PROMPT_VERSION,
     JudgeAsk,
@@ -26,8 +26,8 @@ from medix_reward.judge import (
     JudgeStats,
     judge_messages,
 )
-from medix_reward.pipeline import config_hash
-from medix_reward.rules import effective_reward
+from medix_reward.scoring.pipeline import config_hash
+from medix_reward.scoring.rules import effective_reward
 from medix_reward.settings import DefenceSettings, JudgeSettings, RewardSettings
 from medix_reward_client.schema import RewardOptions
 from tests.helpers import CharEncoder, HandlerTransport, make_settings

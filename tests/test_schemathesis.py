@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import ScriptedJudge
 from pydantic import SecretStr
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from medix_reward.app import create_app
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import ScriptedJudge
+from medix_reward.api.app import create_app
 from medix_reward.settings import AuthSettings
 from tests.helpers import make_settings
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from medix_reward_tools.common import bind_loopback, distinct_items, grpo_batch
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import ScriptedJudge
 
-from medix_reward.app import create_app
-from medix_reward.devtools.common import bind_loopback, distinct_items, grpo_batch
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import ScriptedJudge
-from medix_reward.embedder import SentenceTransformerEncoder
+from medix_reward.api.app import create_app
+from medix_reward.embedding.batcher import SentenceTransformerEncoder
 from medix_reward.settings import CacheSettings, Settings
 from medix_reward_client import RewardClient
 from tests.helpers import RedisServer, make_settings

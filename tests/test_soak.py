@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medix_reward.devtools.soak import run_soak
+from medix_reward_tools.soak import run_soak
 
 
 def test_bounded_soak_has_no_errors_and_flat_memory():

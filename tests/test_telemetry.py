@@ -18,16 +18,16 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from medix_reward_tools.common import grpo_items
+from medix_reward_tools.drift import drift_run, promtool_test
+from medix_reward_tools.scripted_judge import gullible
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from medix_reward.devtools.common import grpo_items
-from medix_reward.devtools.drift import drift_run, promtool_test
-from medix_reward.devtools.scripted_judge import gullible
-from medix_reward.groups import Arrivals, GroupTracker
-from medix_reward.protocols import OpenRLHFRequest, prompt_group_id
+from medix_reward.api.groups import Arrivals, GroupTracker
+from medix_reward.api.protocols import OpenRLHFRequest, prompt_group_id
+from medix_reward.api.telemetry import RewardTelemetry, RollingCounts, Tally
 from medix_reward.settings import TelemetrySettings
-from medix_reward.telemetry import RewardTelemetry, RollingCounts, Tally
 from medix_reward_client.groups import group_stats
 from medix_reward_client.schema import ItemResult
 from tests.helpers import make_settings
@@ -156,7 +156,7 @@ def test_the_refusal_alarm_logs_once_when_the_rate_rises_and_clears_when_it_fall
     settings = TelemetrySettings(window_s=60, refusal_alert_ratio=0.3, min_items=20)
     registry = CollectorRegistry()
     telemetry = RewardTelemetry(settings, registry, clock=clock)
-    with caplog.at_level(logging.INFO, logger="medix_reward.telemetry"):
+    with caplog.at_level(logging.INFO, logger="medix_reward.api.telemetry"):
         telemetry.record(Tally("hardened", items=10, refusals=Counter(verdict=9)))  # too few items to judge
         assert not telemetry.rates()["hardened"].alarm
         for _ in range(3):
@@ -297,7 +297,7 @@ CLEAN, ATTACK = 6, 10
 @needs_promtool
 def test_a_drift_to_attacks_raises_the_refusal_metric_and_fires_the_alert(drifting_service, tmp_path, caplog):
     shares = [0.0] * CLEAN + [min(0.8, 0.1 * (k + 1)) for k in range(ATTACK)]
-    with caplog.at_level(logging.WARNING, logger="medix_reward.telemetry"):
+    with caplog.at_level(logging.WARNING, logger="medix_reward.api.telemetry"):
         rounds = drift_run(drifting_service.url, shares, items=40)
     refused = [sum(v for (name, _), v in r["series"].items() if name == "medix_reward_refusals_total") for r in rounds]
     assert refused[CLEAN - 1] <= 0.1 * 40 * CLEAN  # the legitimate answers are (nearly) never refused

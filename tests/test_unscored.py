@@ -11,11 +11,11 @@ import threading
 
 import httpx
 import pytest
+from medix_reward_tools.common import free_port
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 
-from medix_reward.app import create_app
-from medix_reward.devtools.common import free_port
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import Fault, ScriptedJudge
+from medix_reward.api.app import create_app
 from medix_reward.settings import AdapterSettings
 from medix_reward_client import APIConnectionError
 from medix_reward_client.adapters import clients, easyr1, trl, verl

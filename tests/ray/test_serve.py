@@ -14,12 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from medix_reward_tools.common import grpo_items
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import ScriptedJudge
 
-from medix_reward.app import create_app
-from medix_reward.devtools.common import grpo_items
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import ScriptedJudge
-from medix_reward.embedder import SentenceTransformerEncoder
+from medix_reward.api.app import create_app
+from medix_reward.embedding.batcher import SentenceTransformerEncoder
 from medix_reward.settings import EmbedderSettings
 from medix_reward_client import APIStatusError, RewardClient
 from medix_reward_client.serve_handle import ServeHandleClient
