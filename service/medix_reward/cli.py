@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     redteam.add_argument("--no-progress", action="store_true")
     redteam.set_defaults(run=_redteam)
     judge.add_argument("--home", default=None, help="where its venv, model, PID file and log live (.cache/judge-stack)")
-    judge.add_argument("--model", default="smollm2-135m", help="a packaged judge model (medix_reward_tools.judge_stack)")
+    judge.add_argument("--model", default="smollm2-135m", help="a packaged judge model (judge_stack.MODELS)")
     judge.add_argument("--port", type=int, default=8000)
     judge.set_defaults(run=_judge)
     args = parser.parse_args(argv)
