@@ -48,7 +48,7 @@ class CharEncoder:
 class HandlerTransport:
     """JudgeClient's transport for unit tests: each call is an `httpx.Request` handed to `handler` (sync or
     async), whose `httpx.Response` is the reply; an httpx timeout it raises is a timeout, any other transport
-    error an unreachable judge, as the aiohttp transport maps aiohttp's (tests/test_faults.py runs that one
+    error an unreachable judge, as the aiohttp transport maps aiohttp's (tests/api/test_faults.py runs that one
     against a real judge)."""
 
     def __init__(self, handler: Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]):

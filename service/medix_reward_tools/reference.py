@@ -1,5 +1,5 @@
 """The MediX-R1 reference's judge step, written apart from the service's code: the oracle that parity checks
-compare the service's requests and verdicts with (tests/test_reference_judge.py, `medix-reward integrity
+compare the service's requests and verdicts with (tests/judge/test_reference_judge.py, `medix-reward integrity
 --parity`).
 
 What it reproduces (training/examples/reward_function/medical.py of github.com/mbzuai-oryx/MediX-R1): the

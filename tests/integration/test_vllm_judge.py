@@ -109,7 +109,7 @@ def test_evaluation_protocol_through_the_real_judge(vllm, minilm):
     ]  # fmt: skip
     # SmolLM2 rarely stops by itself: 32 tokens hold a {"score": N} reply and keep each call to seconds. Calibration
     # off: this is the plumbing, and a 135M judge fails it (~180 more calls to learn that); the calibration's own
-    # tests are tests/test_calibration.py, and the README demo ran it on the Qwen judge.
+    # tests are tests/evaluation/test_calibration.py, and the README demo ran it on the Qwen judge.
     settings = make_settings([url], model=stack.served_name, timeout_s=60.0)
     evaluate = EvaluateSettings(max_tokens=32, timeout_s=120.0, calibration=False)
     settings = settings.model_copy(update={"evaluate": evaluate})

@@ -54,7 +54,7 @@ TASKS = MEDIX_R1_TASKS  # the 17 benchmarks' kinds; evaluate.tasks / evaluate.ta
 
 _REPLY_CHARS = 2000
 _THINKING_END = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
-# Linear on any text (tests/test_patterns.py): no lazy group before optional whitespace, which backtracks over
+# Linear on any text (tests/scoring/test_patterns.py): no lazy group before optional whitespace, which backtracks over
 # a long run of spaces once per character (a 60,000-space option line took 9.8 s; a fence of 4,000, minutes).
 # What these leave around their group is stripped in code.
 _FENCE = re.compile(r"\A```(?:json)?(.*)```\Z", re.DOTALL | re.IGNORECASE)

@@ -3,7 +3,7 @@
 Every function here is total on any text and runs in linear time. The MediX-R1 reference uses
 backtracking regexes that go quadratic on model output such as long whitespace runs or many unclosed
 tags; each function below gives the reference's exact result (property-tested against the reference
-regex in tests/test_checks.py) without that cost.
+regex in tests/scoring/test_checks.py) without that cost.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from medix_reward.api.app import openapi_yaml
 from medix_reward.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_openapi_yaml_matches_the_app():

@@ -136,7 +136,8 @@ def test_parity_tool_on_a_scripted_judge():
 
 def test_the_prompt_version_is_in_config_and_the_config_hash(service):
     """medix-r1 asks with the reference's prompt and whole answers; hardened keeps medix-judge-v2 and the cut. The
-    version names which, in /config and in the config hash (and in the verdict cache key, tests/test_shared_cache)."""
+    version names which, in /config and in the config hash (and in the verdict cache key:
+    tests/judge/test_shared_cache.py)."""
     reference = effective_reward(RewardSettings(), None, DefenceSettings())
     hardened = effective_reward(RewardSettings(), RewardOptions(preset="hardened"), DefenceSettings())
     assert reference.judge_ask == JudgeAsk(REFERENCE_PROMPT_VERSION, neutralise=False, logprobs=False, truncate=False)

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from medix_reward.settings import Settings
-from tests.test_deploy import app_paths, setting_exists
+from tests.deploy.test_deploy import app_paths, setting_exists
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SERVE = yaml.safe_load((ROOT / "deploy" / "ray" / "serve.yaml").read_text())
 RAYSERVICE = yaml.safe_load((ROOT / "deploy" / "k8s" / "rayservice.yaml").read_text())
 PLAIN = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "reward.yaml").read_text()))

@@ -17,7 +17,7 @@ from medix_reward.api.app import create_app
 from medix_reward.settings import AuthSettings
 from tests.helpers import make_settings
 
-schema = schemathesis.openapi.from_path(Path(__file__).resolve().parent.parent / "openapi.yaml")
+schema = schemathesis.openapi.from_path(Path(__file__).resolve().parents[2] / "openapi.yaml")
 KEY = "schemathesis-key"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("image_pip_config", ROOT / "scripts" / "image_pip_config.py")
 assert spec and spec.loader
 image_pip_config = importlib.util.module_from_spec(spec)

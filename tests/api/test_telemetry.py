@@ -32,7 +32,7 @@ from medix_reward_client.groups import group_stats
 from medix_reward_client.schema import ItemResult
 from tests.helpers import make_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus)")
 
 

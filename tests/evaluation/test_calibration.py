@@ -104,7 +104,7 @@ def test_a_bad_template_file_refuses_to_start(tmp_path):
 def test_the_reference_prompt_example_is_a_valid_template():
     from pathlib import Path
 
-    examples = Path(__file__).parents[1] / "examples" / "evaluate"
+    examples = Path(__file__).parents[2] / "examples" / "evaluate"
     settings = EvaluateSettings(binary_template=examples / "medix-r1-binary.txt",
                                 graded_template=examples / "medix-r1-graded.txt",
                                 recheck_template=examples / "medix-r1-recheck.txt")  # fmt: skip

@@ -13,7 +13,7 @@ from medix_reward_tools.live import LiveServer
 from medix_reward.api.app import create_app
 from tests.helpers import make_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import importlib.util, sys
