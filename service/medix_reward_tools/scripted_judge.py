@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from medix_reward.judge.client import REFERENCE_PROMPT
+from medix_reward.judge.prompts import REFERENCE_PROMPT
 from medix_reward_tools.live import LoopbackJudge
 
 # medix-eval-v1, binary and graded: the three quoted texts under their headings.

@@ -16,7 +16,7 @@ from medix_reward_tools.judge_stack import JudgeStack
 from medix_reward_tools.live import LiveServer
 
 from medix_reward.api.app import create_app
-from medix_reward.judge.client import is_yes
+from medix_reward.judge.prompts import is_yes
 from tests.helpers import make_settings
 
 pytestmark = pytest.mark.integration

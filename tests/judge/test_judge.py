@@ -10,8 +10,10 @@ import httpx
 import pytest
 from medix_reward_tools.scripted_judge import ScriptedJudge
 
-from medix_reward.judge.client import JudgeClient, JudgeError, JudgeStats, is_yes, open_judge_transport, reply_content
+from medix_reward.judge.client import JudgeClient, open_judge_transport
 from medix_reward.judge.http import AiohttpTransport, JudgeTimeout, JudgeUnreachable
+from medix_reward.judge.prompts import is_yes, reply_content
+from medix_reward.judge.types import JudgeError, JudgeStats
 from medix_reward.settings import JudgeSettings
 from tests.helpers import HandlerTransport
 

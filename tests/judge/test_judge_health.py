@@ -14,8 +14,9 @@ from medix_reward_tools.live import LiveServer
 from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 
 from medix_reward.api.app import create_app
-from medix_reward.judge.client import JudgeClient, JudgeError, JudgeStats, open_judge_transport
+from medix_reward.judge.client import JudgeClient, open_judge_transport
 from medix_reward.judge.health import Breaker, State
+from medix_reward.judge.types import JudgeError, JudgeStats
 from medix_reward.settings import JudgeHealthSettings, JudgeSettings
 from tests.helpers import make_settings
 

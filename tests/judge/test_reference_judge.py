@@ -18,14 +18,9 @@ from medix_reward_tools.reference import reference_pair, reference_request
 from medix_reward_tools.scripted_judge import ScriptedJudge, read_pair
 
 from medix_reward.api.app import create_app
-from medix_reward.judge.client import (
-    REFERENCE_PROMPT_VERSION,
-    STRICT_PROMPT_VERSION,
-    JudgeAsk,
-    JudgeClient,
-    JudgeStats,
-    judge_messages,
-)
+from medix_reward.judge.client import JudgeClient
+from medix_reward.judge.prompts import REFERENCE_PROMPT_VERSION, STRICT_PROMPT_VERSION, JudgeAsk, judge_messages
+from medix_reward.judge.types import JudgeStats
 from medix_reward.scoring.pipeline import config_hash
 from medix_reward.scoring.rules import effective_reward
 from medix_reward.settings import DefenceSettings, JudgeSettings, RewardSettings

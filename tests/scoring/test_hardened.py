@@ -10,7 +10,7 @@ from medix_reward_tools.live import LiveServer
 from medix_reward_tools.scripted_judge import ScriptedJudge
 
 from medix_reward.api.app import create_app
-from medix_reward.judge.client import neutralise, strict_label
+from medix_reward.judge.prompts import neutralise, strict_label
 from medix_reward.scoring.checks import Tags, check_item, normalize, strict_answer
 from medix_reward.scoring.screening import screen
 from medix_reward.settings import DefenceSettings

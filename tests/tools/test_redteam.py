@@ -15,7 +15,7 @@ from medix_reward_tools.redteam.search import Candidate, Gene, load_scenarios, r
 from medix_reward_tools.susceptible_judge import SusceptibleJudge, credits_any_answer, read_pair, weakness
 
 from medix_reward.api.app import create_app
-from medix_reward.judge.client import JudgeAsk, judge_messages
+from medix_reward.judge.prompts import JudgeAsk, judge_messages
 from medix_reward.scoring.screening import BASIC_SCREENING, Screening, screen
 from medix_reward.scoring.unicode_fold import fold, scripts
 from medix_reward.settings import DefenceSettings

@@ -69,6 +69,13 @@ class JudgeTimedOut(JudgeDown):
     """Every judge call of the request timed out."""
 
 
+def judge_down(code: str | None, message: str) -> JudgeDown:
+    """The one rule for a request that failed because the judge did (every call failed, or its calibration
+    could not be asked): 504 when the judge timed out, 502 otherwise, with the judge's error code."""
+    down = JudgeTimedOut if code == "judge_timeout" else JudgeDown
+    return down(message, code=code)
+
+
 class NotReady(ServiceError):
     pass
 

@@ -15,7 +15,9 @@ import asyncio
 from dataclasses import dataclass, field
 
 from medix_reward.evaluation.calibration import ITEMS
-from medix_reward.judge.client import JudgeAsk, JudgeClient, JudgeError, JudgeStats
+from medix_reward.judge.client import JudgeClient
+from medix_reward.judge.prompts import JudgeAsk
+from medix_reward.judge.types import JudgeError, JudgeStats
 
 MIN_AGREEMENT = 0.8
 MAX_SWAP_CHANGES = 0.2

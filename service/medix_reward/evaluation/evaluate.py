@@ -25,10 +25,11 @@ import time
 from dataclasses import dataclass
 
 from medix_reward import __version__
-from medix_reward.api.errors import InvalidField, JudgeDown, JudgeTimedOut, JudgeUncalibrated
+from medix_reward.api.errors import InvalidField, JudgeUncalibrated, judge_down
 from medix_reward.evaluation import calibration
 from medix_reward.evaluation.templates import BUILTIN, TemplateSet, reply_format
-from medix_reward.judge.client import JUDGE_DOWN_CODES, JudgeClient, JudgeError, JudgeStats
+from medix_reward.judge.client import JudgeClient
+from medix_reward.judge.types import JUDGE_DOWN_CODES, JudgeError, JudgeStats
 from medix_reward.settings import EvaluateSettings
 from medix_reward_client.schema import (
     MEDIX_R1_TASKS,
@@ -296,8 +297,7 @@ class Evaluator:
                 outcome, made = await asyncio.shield(self._calibrations[key])
             except JudgeError as exc:
                 self._calibrations.pop(key, None)  # the judge was down, not wrong: calibrate again next time
-                down = JudgeTimedOut if exc.code == "judge_timeout" else JudgeDown
-                raise down(exc.message, code=exc.code) from None
+                raise judge_down(exc.code, exc.message) from None
             outcomes.append(outcome)
             calls += made if started[kind] else 0
         failed = [result for result in outcomes if not result.passed]
@@ -393,5 +393,4 @@ def _judge_down(results: tuple[EvaluateResult, ...] | list[EvaluateResult]) -> N
         return
     errors = [r.error for r in results if r.error is not None and r.error.code in JUDGE_DOWN_CODES]
     if errors:
-        down = JudgeTimedOut if errors[0].code == "judge_timeout" else JudgeDown
-        raise down(f"every judge call failed: {errors[0].message}", code=errors[0].code)
+        raise judge_down(errors[0].code, f"every judge call failed: {errors[0].message}")

@@ -4,27 +4,17 @@ aiohttp, not httpx: at 64 calls in flight the service's httpx clients spent ~2 m
 this project's CPU against 0.25-0.47 ms here (`make bench`, "judge client CPU per call"). That CPU is taken
 from the encoder on a CPU node, and it caps how many calls per second one process can drive to GPU judges.
 What a call can end in is all JudgeClient needs: a `JudgeReply`, or `JudgeTimeout` / `JudgeUnreachable`;
-statuses, retries, Retry-After, replicas and limits stay in judge.py.
+statuses, retries, Retry-After, replicas and limits stay in client.py.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 
-
-@dataclass(frozen=True)
-class JudgeReply:
-    status: int
-    headers: Mapping[str, str]  # case-insensitive lookups (aiohttp's CIMultiDict, httpx.Headers)
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
+from medix_reward.judge.types import JudgeReply
 
 
 class JudgeTimeout(Exception):

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import numpy as np
 
 from medix_reward import __version__
-from medix_reward.api.errors import JudgeDown, JudgeTimedOut
+from medix_reward.api.errors import judge_down
 from medix_reward.api.metrics import Metrics
 from medix_reward.api.telemetry import RewardTelemetry, tally
 from medix_reward.embedding.batcher import (
@@ -25,16 +25,10 @@ from medix_reward.embedding.batcher import (
     cosine,
 )
 from medix_reward.evaluation.evaluate import Evaluator
-from medix_reward.judge.client import (
-    JUDGE_DOWN_CODES,
-    JudgeAsk,
-    JudgeClient,
-    JudgeError,
-    JudgeStats,
-    Verdict,
-    open_judge_transport,
-)
+from medix_reward.judge.client import JudgeClient, open_judge_transport
 from medix_reward.judge.http import JudgeTransport
+from medix_reward.judge.prompts import JudgeAsk
+from medix_reward.judge.types import JUDGE_DOWN_CODES, JudgeError, JudgeStats, Verdict
 from medix_reward.scoring.checks import CheckedItem
 from medix_reward.scoring.rules import EffectiveReward, Pair, check, effective_reward, model_pair, score_item
 from medix_reward.settings import Settings
@@ -142,8 +136,7 @@ class RewardPipeline:
                 _record_calls(self.metrics, judge_stats, embed_stats)
         error = every_call_failed(verdicts)
         if error is not None and not await self.judge.health.confirm():
-            down = JudgeTimedOut if error.code == "judge_timeout" else JudgeDown
-            raise down(f"every judge call failed and no judge replica is healthy: {error.message}", code=error.code)
+            raise judge_down(error.code, f"every judge call failed and no judge replica is healthy: {error.message}")
 
         scoring = (request.items, checked, reward, verdicts, swapped, vectors)
         results, groups = await asyncio.to_thread(_score_all, *scoring) if large else _score_all(*scoring)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from medix_reward.judge.client import REFERENCE_PROMPT_VERSION, STRICT_PROMPT_VERSION, JudgeAsk, JudgeError, Verdict
+from medix_reward.judge.prompts import REFERENCE_PROMPT_VERSION, STRICT_PROMPT_VERSION, JudgeAsk
+from medix_reward.judge.types import JudgeError, Verdict
 from medix_reward.scoring.checks import (
     CheckedItem,
     Tags,
