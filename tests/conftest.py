@@ -13,7 +13,7 @@ from medix_reward_tools.live import LiveServer
 from medix_reward_tools.scripted_judge import ScriptedJudge
 
 from medix_reward.api.app import create_app
-from medix_reward.embedding.batcher import Encoder, SentenceTransformerEncoder
+from medix_reward.embedding.backends import Encoder, SentenceTransformerEncoder
 from medix_reward.settings import EmbedderSettings, Settings
 from tests.helpers import MINILM, make_settings
 

@@ -33,15 +33,14 @@ import numpy as np
 
 from medix_reward.api.app import create_app
 from medix_reward.api.errors import JudgeDown
-from medix_reward.embedding.batcher import (
+from medix_reward.embedding.backends import (
     EmbedderError,
     Encoder,
     SentenceTransformerEncoder,
     cosine,
-    export_folder,
-    export_onnx,
     resolve_model_path,
 )
+from medix_reward.embedding.export import export_folder, export_onnx
 from medix_reward.judge.client import JudgeClient, open_judge_transport
 from medix_reward.judge.prompts import chat_request, parse_reply
 from medix_reward.judge.types import JudgeReply, JudgeStats

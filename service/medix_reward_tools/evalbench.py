@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from medix_reward.api.app import create_app
-from medix_reward.embedding.batcher import Encoder, SentenceTransformerEncoder
+from medix_reward.embedding.backends import Encoder, SentenceTransformerEncoder
 from medix_reward.evaluation.evaluate import draw_order, first_message, recheck_message, strip_reasoning
 from medix_reward.settings import EmbedderSettings, EvaluateSettings, JudgeSettings, Settings
 from medix_reward_client.evaluation import evaluate_file

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from medix_reward.embedding.batcher import SentenceTransformerEncoder
+from medix_reward.embedding.backends import SentenceTransformerEncoder
 from medix_reward.scoring.checks import Tags, check_item, split_ground_truth
 from medix_reward.scoring.pipeline import RewardPipeline, open_pipeline
 from medix_reward.settings import NO_DEFENCES, DefenceSettings, EmbedderSettings, JudgeSettings, Settings

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from medix_reward.embedding.batcher import Encoder
+from medix_reward.embedding.backends import Encoder
 from medix_reward.judge.client import open_judge_transport
 from medix_reward.judge.http import JudgeTransport
 from medix_reward.judge.types import JudgeReply

@@ -21,7 +21,8 @@ from medix_reward_tools.scripted_judge import ScriptedJudge
 
 import medix_reward.scoring.pipeline as pipeline
 from medix_reward.api.app import create_app
-from medix_reward.embedding.batcher import EmbedderError, MicroBatcher
+from medix_reward.embedding.backends import EmbedderError
+from medix_reward.embedding.batcher import MicroBatcher
 from medix_reward.settings import DefenceSettings, EmbedderSettings, LimitsSettings, Settings
 from tests.helpers import CharEncoder, make_settings
 

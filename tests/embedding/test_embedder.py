@@ -8,13 +8,9 @@ import logging
 import numpy as np
 import pytest
 
-from medix_reward.embedding.batcher import (
-    EmbedderError,
-    EmbeddingCache,
-    EmbedStats,
-    MicroBatcher,
-    SentenceTransformerEncoder,
-)
+from medix_reward.embedding.backends import EmbedderError, SentenceTransformerEncoder
+from medix_reward.embedding.batcher import MicroBatcher
+from medix_reward.embedding.cache import EmbeddingCache, EmbedStats
 from medix_reward.settings import EmbedderSettings, Settings
 from tests.helpers import MINILM, CharEncoder
 
@@ -135,7 +131,7 @@ def test_runtime_backends_match_torch(minilm, exports, backend, caplog):
     """The exported model gives torch's vectors (the benchmark measures the same on the parity corpus), long
     texts are truncated as torch truncates them, and the export is made once and then reused."""
     settings = EmbedderSettings(model=MINILM, backend=backend, export_dir=str(exports))
-    with caplog.at_level(logging.INFO, logger="medix_reward.embedding.batcher"):
+    with caplog.at_level(logging.INFO, logger="medix_reward.embedding.export"):
         encoder = SentenceTransformerEncoder(settings)
     texts = [t for pair in PAIRS for t in pair]
     vectors, reference = encoder.encode(texts), minilm.encode(texts)
@@ -145,7 +141,7 @@ def test_runtime_backends_match_torch(minilm, exports, backend, caplog):
     assert encoder.encode([]).shape == (0, reference.shape[1])
     [export] = list(exports.glob("*/model.onnx"))
     stamp = export.stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="medix_reward.embedding.batcher"):
+    with caplog.at_level(logging.INFO, logger="medix_reward.embedding.export"):
         caplog.clear()
         SentenceTransformerEncoder(settings)
     assert "reusing the ONNX export" in caplog.text and export.stat().st_mtime_ns == stamp

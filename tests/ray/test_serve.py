@@ -19,7 +19,7 @@ from medix_reward_tools.live import LiveServer
 from medix_reward_tools.scripted_judge import ScriptedJudge
 
 from medix_reward.api.app import create_app
-from medix_reward.embedding.batcher import SentenceTransformerEncoder
+from medix_reward.embedding.backends import SentenceTransformerEncoder
 from medix_reward.settings import EmbedderSettings
 from medix_reward_client import APIStatusError, RewardClient
 from medix_reward_client.serve_handle import ServeHandleClient

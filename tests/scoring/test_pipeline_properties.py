@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from medix_reward_tools.scripted_judge import read_pair, same_meaning
 
-from medix_reward.embedding.batcher import EmbeddingCache, MicroBatcher
+from medix_reward.embedding.batcher import MicroBatcher
+from medix_reward.embedding.cache import EmbeddingCache
 from medix_reward.judge.client import JudgeClient
 from medix_reward.scoring.pipeline import RewardPipeline
 from medix_reward.settings import JudgeSettings, Settings

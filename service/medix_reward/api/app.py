@@ -16,7 +16,7 @@ from medix_reward.api.metrics import Metrics
 from medix_reward.api.observability import RequestContext
 from medix_reward.api.routes import PROTECTED_PATHS, operations, scoring
 from medix_reward.api.telemetry import RewardTelemetry
-from medix_reward.embedding.batcher import Encoder
+from medix_reward.embedding.backends import Encoder
 from medix_reward.judge.http import JudgeTransport
 from medix_reward.scoring.pipeline import open_pipeline
 from medix_reward.settings import Settings

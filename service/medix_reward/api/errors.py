@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from medix_reward.embedding.batcher import EmbedderError
+from medix_reward.embedding.backends import EmbedderError
 from medix_reward_client.schema import ErrorBody, ErrorDetail
 from medix_reward_client.scores import ItemRejected, RewardUnavailable
 

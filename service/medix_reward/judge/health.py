@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
+from medix_reward.judge.types import JudgeErrorCode
 from medix_reward.settings import JudgeHealthSettings
 
 _MAX_EVENTS = 1024  # attempts remembered per replica: the ratio is over at most this many, within the window
@@ -52,7 +53,9 @@ class Breaker:
         self._clock = clock
         self.state = State.CLOSED
         self.opened = 0  # times it opened
-        self.last_failure = "judge_unreachable"  # the error code of its last failure, for calls refused while open
+        self.last_failure: JudgeErrorCode = (
+            "judge_unreachable"  # the error code of its last failure, for calls refused while open
+        )
         self._events: deque[tuple[float, bool]] = deque(maxlen=_MAX_EVENTS)  # (when, failed)
         self._failed_prompts: dict[int, float] = {}  # prompt → when it last counted as a failure
         self.changed = asyncio.Event()  # set on every state change (tests wait on it, not on time)
@@ -67,7 +70,7 @@ class Breaker:
         if self.state is State.HALF_OPEN:
             self._set(State.CLOSED)
 
-    def failure(self, code: str, prompt: int | None = None) -> None:
+    def failure(self, code: JudgeErrorCode, prompt: int | None = None) -> None:
         """A failed attempt with its error code; `prompt` (a hash of what was asked) when the replica replied
         with an error, None when it did not reply at all."""
         now = self._clock()
@@ -149,7 +152,7 @@ class ReplicaHealth:
     def success(self, url: str) -> None:
         self.breakers[url].success()
 
-    def failure(self, url: str, code: str, prompt: int | None = None) -> None:
+    def failure(self, url: str, code: JudgeErrorCode, prompt: int | None = None) -> None:
         self.breakers[url].failure(code, prompt)
         self._watch(url)
 

@@ -16,14 +16,9 @@ from medix_reward import __version__
 from medix_reward.api.errors import judge_down
 from medix_reward.api.metrics import Metrics
 from medix_reward.api.telemetry import RewardTelemetry, tally
-from medix_reward.embedding.batcher import (
-    EmbeddingCache,
-    EmbedStats,
-    Encoder,
-    MicroBatcher,
-    SentenceTransformerEncoder,
-    cosine,
-)
+from medix_reward.embedding.backends import Encoder, SentenceTransformerEncoder, cosine
+from medix_reward.embedding.batcher import MicroBatcher
+from medix_reward.embedding.cache import EmbeddingCache, EmbedStats
 from medix_reward.evaluation.evaluate import Evaluator
 from medix_reward.judge.client import JudgeClient, open_judge_transport
 from medix_reward.judge.http import JudgeTransport

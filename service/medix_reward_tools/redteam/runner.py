@@ -45,7 +45,7 @@ def http_evaluator(client: httpx.Client, url: str, preset: str) -> Evaluate:
 def local_service(judge_url: str, judge_model: str, concurrency: int, embedder: str) -> Iterator[str]:
     """The real app on loopback in front of the judge, with the packaged MiniLM."""
     from medix_reward.api.app import create_app
-    from medix_reward.embedding.batcher import SentenceTransformerEncoder
+    from medix_reward.embedding.backends import SentenceTransformerEncoder
     from medix_reward.settings import EmbedderSettings, JudgeSettings, Settings
     from medix_reward_tools.live import LiveServer
 
