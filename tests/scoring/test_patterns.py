@@ -26,45 +26,48 @@ from medix_reward_tools.common import percentile
 import medix_reward
 from medix_reward.api import observability, protocols
 from medix_reward.evaluation import evaluate
-from medix_reward.judge import client as judge
-from medix_reward.scoring import checks, screening
+from medix_reward.judge import prompts
+from medix_reward.scoring import checks, screening_rules
 
 MAX_CHARS = 65_536  # the longest text a client may send (limits.max_prompt_chars)
 CEILING_S = 0.5
 
 # Each pattern, as the service calls it.
 USES: dict[str, Callable[[str], object]] = {
-    "evaluate._THINKING_END": evaluate.strip_reasoning,
-    "evaluate._FENCE": lambda text: evaluate._FENCE.match(text),
-    "evaluate._ANSWER_OPEN": evaluate.answer_block,
-    "evaluate._ANSWER_CLOSE": evaluate.answer_block,
-    "evaluate._OPTION_LINE": lambda text: evaluate._OPTION_LINE.fullmatch(text),
-    "evaluate._LETTER": lambda text: evaluate.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
-    "evaluate._LETTER_AND_TEXT": lambda text: evaluate.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
-    "judge._CONTROL_BRACKETS": judge.neutralise,
-    "judge._LABEL": judge.strict_label,
-    "protocols._END_MARKER": protocols.without_end_markers,
-    "checks._RUN_TOUCHING_DELIMITER": checks.normalize,
-    "checks.bridge": lambda text: checks.format_score(f"<thinking>{text}</answer>", checks.Tags()),
-    "screening._WORD": lambda text: screening._words(text),
-    "screening._SELF_ASSERTION": lambda text: screening._self_assertion(text, "Mass"),
-    "screening._INSTRUCTION": lambda text: screening._instruction(text, "Mass"),
-    "screening._DELIMITER": lambda text: screening._delimiter(text, "Mass"),
-    "screening._NONCOMMITTAL": lambda text: screening._noncommittal(text, "Mass"),
-    "screening._HEDGE": lambda text: screening._hedge(text, "Mass"),
-    "screening._CONTRAST": lambda text: screening._contrast(text, "Mass"),
-    "screening._OPENING_VERDICT": lambda text: screening._verdict_opening(text, "Mass"),
-    "screening._SEGMENT": lambda text: (screening._verdict_standing(text), screening._non_answer(text, "Mass")),
-    "screening._POINTS_BACK": lambda text: screening._self_assertion_wide(text, "Mass"),
-    "screening._ORDER": lambda text: screening._instruction_wide(text, "Mass"),
-    "screening._ROLE": lambda text: screening._instruction_wide(text, "Mass"),
-    "screening._LIST_MARK": lambda text: screening._buried_truth(text, "Mass effect"),
-    "screening._WORD_OR_MARK": lambda text: screening._buried_truth(text, "Mass effect"),
-    "observability._VALID_REQUEST_ID": lambda text: observability._VALID_REQUEST_ID.fullmatch(text),
+    "evaluation.evaluate._THINKING_END": evaluate.strip_reasoning,
+    "evaluation.evaluate._FENCE": lambda text: evaluate._FENCE.match(text),
+    "evaluation.evaluate._ANSWER_OPEN": evaluate.answer_block,
+    "evaluation.evaluate._ANSWER_CLOSE": evaluate.answer_block,
+    "evaluation.evaluate._OPTION_LINE": lambda text: evaluate._OPTION_LINE.fullmatch(text),
+    "evaluation.evaluate._LETTER": lambda text: evaluate.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
+    "evaluation.evaluate._LETTER_AND_TEXT": lambda text: evaluate.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
+    "judge.prompts._CONTROL_BRACKETS": prompts.neutralise,
+    "judge.prompts._LABEL": prompts.strict_label,
+    "api.protocols._END_MARKER": protocols.without_end_markers,
+    "scoring.checks._RUN_TOUCHING_DELIMITER": checks.normalize,
+    "scoring.checks.bridge": lambda text: checks.format_score(f"<thinking>{text}</answer>", checks.Tags()),
+    "scoring.screening_rules._WORD": lambda text: screening_rules._words(text),
+    "scoring.screening_rules._SELF_ASSERTION": lambda text: screening_rules._self_assertion(text, "Mass"),
+    "scoring.screening_rules._INSTRUCTION": lambda text: screening_rules._instruction(text, "Mass"),
+    "scoring.screening_rules._DELIMITER": lambda text: screening_rules._delimiter(text, "Mass"),
+    "scoring.screening_rules._NONCOMMITTAL": lambda text: screening_rules._noncommittal(text, "Mass"),
+    "scoring.screening_rules._HEDGE": lambda text: screening_rules._hedge(text, "Mass"),
+    "scoring.screening_rules._CONTRAST": lambda text: screening_rules._contrast(text, "Mass"),
+    "scoring.screening_rules._OPENING_VERDICT": lambda text: screening_rules._verdict_opening(text, "Mass"),
+    "scoring.screening_rules._SEGMENT": lambda text: (
+        screening_rules._verdict_standing(text),
+        screening_rules._non_answer(text, "Mass"),
+    ),
+    "scoring.screening_rules._POINTS_BACK": lambda text: screening_rules._self_assertion_wide(text, "Mass"),
+    "scoring.screening_rules._ORDER": lambda text: screening_rules._instruction_wide(text, "Mass"),
+    "scoring.screening_rules._ROLE": lambda text: screening_rules._instruction_wide(text, "Mass"),
+    "scoring.screening_rules._LIST_MARK": lambda text: screening_rules._buried_truth(text, "Mass effect"),
+    "scoring.screening_rules._WORD_OR_MARK": lambda text: screening_rules._buried_truth(text, "Mass effect"),
+    "api.observability._VALID_REQUEST_ID": lambda text: observability._VALID_REQUEST_ID.fullmatch(text),
 }
 # Patterns on the service's own configuration and tables, not on outside text: tag names, the operator's template
 # files, Unicode character names.
-CONFIGURATION = {"settings._TAG_NAME", "eval_templates._LITERAL_SCORE", "unicode_fold._LATIN_NAME"}
+CONFIGURATION = {"settings._TAG_NAME", "evaluation.templates._LITERAL_SCORE", "scoring.unicode_fold._LATIN_NAME"}
 
 PIECES = [" ", "\t", "\n", "\r\n", "\u00a0", "\u2003", ".", ":", ")", "(", "<", ">", "/", "|", "`", "*", "-", "'",
           '"', ",", ";", "#", "[", "]", "A.", "(A) ", "<answer>", "</answer>", "```", "```json", "<|", "|>",
@@ -73,21 +76,21 @@ PIECES = [" ", "\t", "\n", "\r\n", "\u00a0", "\u2003", ".", ":", ")", "(", "<", 
 
 def patterns_in_the_service() -> set[str]:
     names = set()
-    for module_info in pkgutil.iter_modules(medix_reward.__path__):
+    for module_info in pkgutil.walk_packages(medix_reward.__path__, "medix_reward."):
         try:
-            module = importlib.import_module(f"medix_reward.{module_info.name}")
+            module = importlib.import_module(module_info.name)
         except ModuleNotFoundError:  # an optional extra (ray_serve: ray) that this environment lacks
             continue
         for name, value in vars(module).items():
             if isinstance(value, re.Pattern):
-                names.add(f"{module_info.name}.{name}")
+                names.add(f"{module_info.name.removeprefix('medix_reward.')}.{name}")
     return names
 
 
 def test_every_pattern_of_the_service_is_fed_here():
     # A pattern added later must be listed in USES (or be configuration) to pass. checks.bridge is compiled per
     # call from the configured tags, so it is not a module attribute.
-    assert patterns_in_the_service() == (set(USES) - {"checks.bridge"}) | CONFIGURATION
+    assert patterns_in_the_service() == (set(USES) - {"scoring.checks.bridge"}) | CONFIGURATION
 
 
 def runs(pieces: list[tuple[str, int]], tail: str) -> str:
