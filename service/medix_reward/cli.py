@@ -121,7 +121,7 @@ def _soak(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from medix_reward_tools.bench import main as bench_main
+    from medix_reward_tools.bench.run import main as bench_main
 
     bench_main(args)
 

@@ -32,6 +32,7 @@ from medix_reward.evaluation.evaluate import draw_order, first_message, recheck_
 from medix_reward.settings import EmbedderSettings, EvaluateSettings, JudgeSettings, Settings
 from medix_reward_client.evaluation import evaluate_file
 from medix_reward_client.schema import EvalKind, EvaluateItem, EvaluateOptions
+from medix_reward_tools.bench.baseline import JudgeProcess
 from medix_reward_tools.live import LiveServer
 
 _DRUGS = ["Naloxone", "Atropine", "Flumazenil", "Glucagon", "Thiamine", "Insulin", "Heparin", "Adrenaline"]
@@ -146,8 +147,6 @@ def table(row: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    from medix_reward_tools.bench import JudgeProcess
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--latency-ms", type=float, default=50.0)

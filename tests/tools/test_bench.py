@@ -3,7 +3,8 @@ and the service agree on every score, and the table and the plot render."""
 
 from __future__ import annotations
 
-from medix_reward_tools.bench import BenchConfig, plot, run_bench, table
+from medix_reward_tools.bench.report import plot, table
+from medix_reward_tools.bench.run import BenchConfig, run_bench
 from medix_reward_tools.common import grpo_items
 
 
