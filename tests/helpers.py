@@ -8,13 +8,12 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import httpx
 import numpy as np
-from medix_reward_tools.common import free_port
+from medix_reward_tools.common import free_port, wait_for
 
 from medix_reward.judge.http import JudgeTimeout, JudgeUnreachable
 from medix_reward.judge.types import JudgeReply
@@ -98,11 +97,9 @@ class RedisServer:
                    "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
                    "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not self.ping():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
+        process = self.process
+        wait_for(self.ping, what=f"redis-server on port {self.port}", timeout_s=10, interval_s=0.05,
+                 alive=lambda: process.poll() is None)  # fmt: skip
         return self
 
     def ping(self) -> bool:

@@ -8,6 +8,7 @@ import random
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -29,6 +30,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    timeout_s: float = 60.0,
+    interval_s: float = 0.2,
+    alive: Callable[[], bool] | None = None,
+) -> None:
+    """The one readiness wait: poll `ready` until it is true. RuntimeError as soon as `alive` says what is
+    awaited has died (a process that exited, a thread that ended); TimeoutError when `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if alive is not None and not alive():
+            raise RuntimeError(f"{what} exited before it was ready")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} was not ready within {timeout_s:g} s")
+        time.sleep(interval_s)
+
+
 def wait_until_ready(
     url: str,
     *,
@@ -37,20 +57,16 @@ def wait_until_ready(
     interval_s: float = 0.2,
     what: str = "the server",
 ) -> None:
-    """Poll `url` with GET until it answers 200. RuntimeError if `process` exits first; TimeoutError
-    when `timeout_s` passes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode}")
+    """Poll `url` with GET until it answers 200 (wait_for); RuntimeError if `process` exits first."""
+
+    def answers() -> bool:
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
+            return httpx.get(url, timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} was not ready at {url} within {timeout_s:g} s")
-        time.sleep(interval_s)
+            return False
+
+    alive = None if process is None else lambda: process.poll() is None
+    wait_for(answers, what=f"{what} at {url}", timeout_s=timeout_s, interval_s=interval_s, alive=alive)
 
 
 # -- GRPO-shaped batches ----------------------------------------------------------------------------------

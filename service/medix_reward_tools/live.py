@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
@@ -14,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from medix_reward_tools.common import bind_loopback
+from medix_reward_tools.common import bind_loopback, wait_for
 
 
 class LiveServer:
@@ -30,11 +29,8 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self._thread.start()
-        deadline = time.monotonic() + 60
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("service did not start")
-            time.sleep(0.01)
+        server = self._server
+        wait_for(lambda: server.started, what="the service", timeout_s=60, interval_s=0.01, alive=self._thread.is_alive)
         return self
 
     def __exit__(self, *exc: object) -> None:

