@@ -27,7 +27,7 @@ class _Group(BaseModel):
 
 
 class JudgeHealthSettings(_Group):
-    """Each judge replica's circuit breaker (judge_health.py)."""
+    """Each judge replica's circuit breaker (judge/health.py)."""
 
     window_s: float = Field(default=60.0, gt=0, description="Attempts older than this are forgotten.")
     min_failures: int = Field(

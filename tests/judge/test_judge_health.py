@@ -1,4 +1,4 @@
-"""Judge health per replica (judge_health.py): the breaker's rule on a clock the test moves, then JudgeClient
+"""Judge health per replica (judge/health.py): the breaker's rule on a clock the test moves, then JudgeClient
 and the live service against a scripted judge on loopback that fails one item's prompt, goes down, and comes
 back. Issue 24: one item failing must not look like a judge that is down, and a judge that is down must."""
 

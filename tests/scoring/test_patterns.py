@@ -131,7 +131,7 @@ def test_the_reported_shapes_are_linear(name, text):
     assert time.perf_counter() - started < CEILING_S, name
 
 
-# The rewritten patterns find what the old ones found.
+# The linear patterns find what their plain, backtracking forms (OLD_*) find.
 OLD_OPTION_LINE = re.compile(r"^\s*\(?([A-Z])[.)]\s*(\S.*?)\s*$")
 OLD_FENCE = re.compile(r"\A```(?:json)?\s*(.*?)\s*```\Z", re.DOTALL | re.IGNORECASE)
 OLD_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)

@@ -21,7 +21,7 @@ from medix_reward.scoring.unicode_fold import fold, scripts
 from medix_reward.settings import DefenceSettings
 from tests.helpers import make_settings
 
-# The holes the issue lists (found by hand against hardened before the search existed), and more.
+# Holes found by hand against hardened, apart from the search, and more.
 ISSUE_HOLES = [
     ("verdict", "YЕS", "Melanoma"),  # Cyrillic Е
     ("verdict", "ʏᴇꜱ", "Melanoma"),  # small capitals
@@ -94,7 +94,7 @@ NEW_RULES = [
 @pytest.mark.parametrize(("rule", "answer", "truth", "setting"), NEW_RULES)
 def test_each_new_rule_refuses_and_has_its_setting(rule, answer, truth, setting):
     assert screen(answer, truth) == rule
-    assert screen(answer, truth, BASIC_SCREENING) is None  # the rules before the search let it through
+    assert screen(answer, truth, BASIC_SCREENING) is None  # the basic rules alone let it through
     off = DefenceSettings(**{setting: "judge" if setting == "other_language" else False}).screening
     assert screen(answer, truth, off) != rule
 

@@ -2,8 +2,8 @@
 cannot pile up and lock everyone else out.
 
 uvicorn bounds only the idle time after a response (`timeout_keep_alive`), and any byte received cancels even
-that; a connection that sends nothing, or half a head, is kept for ever (issue 24: 20,000 idle connections
-from two clients made every new request fail for ~70 s; 0 of 100 half-open ones closed after 95 s). Here:
+that; a connection that sends nothing, or half a head, is kept for ever (with uvicorn alone, 20,000 idle
+connections from two clients made every new request fail for ~70 s; 0 of 100 half-open ones closed after 95 s). Here:
 
 - **head timeout**: a request head must be complete `header_timeout_s` after the connection opens, or after
   its first byte on a kept-alive connection (before that byte, uvicorn's `timeout_keep_alive` applies);

@@ -2,7 +2,7 @@
 the evaluation judge (calibration.py), asked of the YES/NO verdict a reward is made of.
 
 The known pairs are the binary calibration items (half equivalent, half not). Each is asked twice through the
-reward's own request (judge.py's `JudgeClient.verdict`, the prompt of the preset): as (answer, ground truth) and
+reward's own request (judge/client.py's `JudgeClient.verdict`, the prompt of the preset): as (answer, ground truth) and
 with the two swapped, which must not change an equivalence. The judge passes with agreement with the labels of
 at least `min_agreement`, at most `max_swap_changes` of the pairs changing verdict when swapped, and a share of
 YES between `yes_share` bounds: a judge that answers everything the same way is not ready. Unreadable replies

@@ -6,7 +6,7 @@ anything else goes to the judge, which sees the question, the reference and the 
 `{"score": N}` (binary 0/1, or graded 0-5 for reports and summaries), `rounds` times in one conversation
 (each round asks it to check its previous judgement); the rounds combine by majority (binary) or mean
 (graded). A reply that is not that JSON object is asked for once more; a second bad reply fails the
-sample with the reason: never a 0. The prompts are templates (eval_templates.py: the built-in ones, or a
+sample with the reason: never a 0. The prompts are templates (evaluation/templates.py: the built-in ones, or a
 user's files); the reply instruction lists the allowed values in an order drawn per sample. Before a kind's
 samples, the judge is calibrated on items of known label (calibration.py). docs/evaluation.md has it all.
 """

@@ -280,7 +280,7 @@ class JudgeClient:
                 limit.release(sent, overloaded)
 
     def _record_health(self, replica: str, status: int, prompt: int) -> None:
-        """What a reply says about its replica (judge_health.py): a gateway's error is no reply; a refusal
+        """What a reply says about its replica (judge/health.py): a gateway's error is no reply; a refusal
         of the item's input, or a completion, is a live judge; another error counts once per prompt."""
         if status in _GATEWAY_STATUS:
             self.health.failure(replica, "judge_http_error")

@@ -92,7 +92,7 @@ class Screening:
 BASIC_SCREENING = Screening(
     fold_confusables=False, multilingual_lexicon=False, non_answers=False, closed_polarity=False, lists=False,
     other_language="judge",
-)  # fmt: skip  # the rules as they were before the attack search
+)  # fmt: skip  # the first eleven rules alone, on the answer as written: the attack search's baseline
 
 
 def _spelled_out(text: str) -> str:
