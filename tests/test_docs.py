@@ -10,9 +10,9 @@ import typing
 from pathlib import Path
 
 import pytest
+from medix_reward_tools import bench_doc, gendocs
 from pydantic import BaseModel, Field
 
-from medix_reward.devtools import bench_doc, gendocs
 from medix_reward.settings import Settings
 from medix_reward.settings_doc import render_settings_table, rows, splice
 

@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from medix_reward.eval_templates import TemplateSet, template_set
-from medix_reward.screening import Screening
+from medix_reward.evaluation.templates import TemplateSet, template_set
+from medix_reward.scoring.screening import Screening
 from medix_reward_client.schema import COMPONENTS, Component, Preset, Weights
 
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
@@ -27,7 +27,7 @@ class _Group(BaseModel):
 
 
 class JudgeHealthSettings(_Group):
-    """Each judge replica's circuit breaker (judge_health.py)."""
+    """Each judge replica's circuit breaker (judge/health.py)."""
 
     window_s: float = Field(default=60.0, gt=0, description="Attempts older than this are forgotten.")
     min_failures: int = Field(
