@@ -67,7 +67,7 @@ USES: dict[str, Callable[[str], object]] = {
 }
 # Patterns on the service's own configuration and tables, not on outside text: tag names, the operator's template
 # files, Unicode character names.
-CONFIGURATION = {"settings._TAG_NAME", "evaluation.templates._LITERAL_SCORE", "scoring.unicode_fold._LATIN_NAME"}
+CONFIGURATION = {"settings.reward._TAG_NAME", "evaluation.templates._LITERAL_SCORE", "scoring.unicode_fold._LATIN_NAME"}
 
 PIECES = [" ", "\t", "\n", "\r\n", "\u00a0", "\u2003", ".", ":", ")", "(", "<", ">", "/", "|", "`", "*", "-", "'",
           '"', ",", ";", "#", "[", "]", "A.", "(A) ", "<answer>", "</answer>", "```", "```json", "<|", "|>",

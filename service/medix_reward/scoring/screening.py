@@ -55,7 +55,7 @@ from medix_reward.scoring.unicode_fold import fold
 
 @dataclass(frozen=True)
 class Screening:
-    """Which of the newer rules run and how answers are read; each is a hardened setting (settings.py)."""
+    """Which of the newer rules run and how answers are read; each is a hardened setting (settings/reward.py)."""
 
     fold_confusables: bool = True
     multilingual_lexicon: bool = True
