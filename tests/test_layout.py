@@ -18,6 +18,7 @@ PURE = [
     "medix_reward.scoring.screening",
     "medix_reward.judge.prompts",
     "medix_reward.judge.types",
+    "medix_reward.evaluation.rules",
 ]
 IO_LIBRARIES = ["aiohttp", "httpx", "redis", "fastapi", "starlette", "uvicorn"]
 

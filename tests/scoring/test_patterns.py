@@ -25,7 +25,7 @@ from medix_reward_tools.common import percentile
 
 import medix_reward
 from medix_reward.api import observability, protocols
-from medix_reward.evaluation import evaluate
+from medix_reward.evaluation import rules
 from medix_reward.judge import prompts
 from medix_reward.scoring import checks, screening_rules
 
@@ -34,13 +34,13 @@ CEILING_S = 0.5
 
 # Each pattern, as the service calls it.
 USES: dict[str, Callable[[str], object]] = {
-    "evaluation.evaluate._THINKING_END": evaluate.strip_reasoning,
-    "evaluation.evaluate._FENCE": lambda text: evaluate._FENCE.match(text),
-    "evaluation.evaluate._ANSWER_OPEN": evaluate.answer_block,
-    "evaluation.evaluate._ANSWER_CLOSE": evaluate.answer_block,
-    "evaluation.evaluate._OPTION_LINE": lambda text: evaluate._OPTION_LINE.fullmatch(text),
-    "evaluation.evaluate._LETTER": lambda text: evaluate.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
-    "evaluation.evaluate._LETTER_AND_TEXT": lambda text: evaluate.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
+    "evaluation.rules._THINKING_END": rules.strip_reasoning,
+    "evaluation.rules._FENCE": lambda text: rules._FENCE.match(text),
+    "evaluation.rules._ANSWER_OPEN": rules.answer_block,
+    "evaluation.rules._ANSWER_CLOSE": rules.answer_block,
+    "evaluation.rules._OPTION_LINE": lambda text: rules._OPTION_LINE.fullmatch(text),
+    "evaluation.rules._LETTER": lambda text: rules.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
+    "evaluation.rules._LETTER_AND_TEXT": lambda text: rules.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
     "judge.prompts._CONTROL_BRACKETS": prompts.neutralise,
     "judge.prompts._LABEL": prompts.strict_label,
     "api.protocols._END_MARKER": protocols.without_end_markers,
@@ -142,7 +142,7 @@ small = st.lists(st.sampled_from([*PIECES, "B", "Aspirin", "<ANSWER>", "```JSON"
 @given(line=small)
 def test_option_line_finds_what_it_found(line):
     line = line.splitlines()[0] if line.splitlines() else line
-    old, new = OLD_OPTION_LINE.match(line), evaluate._OPTION_LINE.fullmatch(line)
+    old, new = OLD_OPTION_LINE.match(line), rules._OPTION_LINE.fullmatch(line)
     assert (old is None) == (new is None)
     if old and new:
         assert (old.group(1), old.group(2)) == (new.group(1), new.group(2).rstrip())
@@ -151,12 +151,12 @@ def test_option_line_finds_what_it_found(line):
 @settings(max_examples=500, deadline=None)
 @given(text=small)
 def test_fence_and_answer_block_find_what_they_found(text):
-    old, new = OLD_FENCE.match(text), evaluate._FENCE.match(text)
+    old, new = OLD_FENCE.match(text), rules._FENCE.match(text)
     assert (old is None) == (new is None)
     if old and new:
         assert old.group(1) == new.group(1).strip()
     block = OLD_ANSWER_BLOCK.search(text)
-    assert evaluate.answer_block(text) == (block.group(1) if block else None)
+    assert rules.answer_block(text) == (block.group(1) if block else None)
 
 
 def test_health_answers_while_evaluate_parses_hostile_option_lines(service):
