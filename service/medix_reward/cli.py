@@ -13,6 +13,9 @@ from medix_reward.devtools.judge_stack import DEFAULT_HOME, MODELS, JudgeStack
 
 
 def _serve(args: argparse.Namespace) -> None:
+    from medix_reward.memory import limit_arenas
+
+    limit_arenas()  # before the threads that would each get an arena of their own
     import uvicorn
 
     from medix_reward.app import create_app

@@ -29,6 +29,7 @@ import numpy as np
 from medix_reward.caches import BoundedLRU, text_bytes
 from medix_reward.metrics import Metrics
 from medix_reward.settings import EmbedderSettings
+from medix_reward.token_window import model_window
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class SentenceTransformerEncoder:
             self._run = runtime_session(settings.backend, onnx_file)
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        # What the model reads of each text, cut before tokenising (token_window.py): the same input ids.
+        texts = [model_window(text, self.model.tokenizer, self.model.max_seq_length) for text in texts]
         with self._torch.inference_mode():
             if self._run is None:
                 vectors = self.model.encode(
