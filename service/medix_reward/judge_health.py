@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
+from medix_reward.errors import JudgeDown, JudgeTimedOut
 from medix_reward.settings import JudgeHealthSettings
 
 _MAX_EVENTS = 1024  # attempts remembered per replica: the ratio is over at most this many, within the window
@@ -170,6 +171,14 @@ class ReplicaHealth:
                 self.breakers[url].trip()
                 self._watch(url)
         return self.healthy
+
+    async def raise_if_down(self, code: str, message: str) -> None:
+        """The one rule for a request (/reward, /evaluate) whose every judged call failed, the first with `code`
+        and `message`: it fails whole, 502 (504 for a timeout), only when no replica is healthy (`confirm`);
+        otherwise it returns, and the failed items are null with their reason in a 200."""
+        if not await self.confirm():
+            down = JudgeTimedOut if code == "judge_timeout" else JudgeDown
+            raise down(f"every judge call failed and no judge replica is healthy: {message}", code=code)
 
     def _watch(self, url: str) -> None:
         """Start the probe loop of an open replica (one per replica)."""

@@ -22,7 +22,6 @@ from medix_reward.embedder import (
     SentenceTransformerEncoder,
     cosine,
 )
-from medix_reward.errors import JudgeDown, JudgeTimedOut
 from medix_reward.evaluate import Evaluator
 from medix_reward.judge import (
     JUDGE_DOWN_CODES,
@@ -141,9 +140,8 @@ class RewardPipeline:
             if self.metrics is not None:
                 _record_calls(self.metrics, judge_stats, embed_stats)
         error = every_call_failed(verdicts)
-        if error is not None and not await self.judge.health.confirm():
-            down = JudgeTimedOut if error.code == "judge_timeout" else JudgeDown
-            raise down(f"every judge call failed and no judge replica is healthy: {error.message}", code=error.code)
+        if error is not None:
+            await self.judge.health.raise_if_down(error.code, error.message)
 
         scoring = (request.items, checked, reward, verdicts, swapped, vectors)
         results, groups = await asyncio.to_thread(_score_all, *scoring) if large else _score_all(*scoring)
