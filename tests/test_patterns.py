@@ -3,9 +3,12 @@ stays linear: long runs of whitespace and punctuation, the shapes that make a ba
 are fed to each as the service uses it, at the service's size limits (issue 24: a 60,000-space option line
 held the event loop for 9.8 s).
 
-The bound is a ceiling, not a speed claim: a linear pattern takes a few milliseconds on these inputs, a
-quadratic one seconds to minutes. The patterns rewritten for this are also checked to find what the old
-ones found, on inputs small enough for the old ones.
+Linear is checked by growth, not by a time: each input is timed whole and in the same shape 8 times shorter
+(the best of three runs each, so a pause of a loaded machine does not count), and the whole may take at most
+`GROWTH` times the eighth plus `FLOOR_S`. Linear work grows 8×, quadratic 64× (the option line of the finding:
+9.8 s whole, 0.15 s an eighth, against a bound of 3.6 s), whatever the machine's speed. How fast each pattern
+is, is the benchmark's (`python -m medix_reward.devtools.pattern_bench`). The patterns rewritten for this are
+also checked to find what the old ones found, on inputs small enough for the old ones.
 """
 
 from __future__ import annotations
@@ -23,42 +26,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import medix_reward
-from medix_reward import checks, evaluate, judge, observability, protocols, screening
+from medix_reward import evaluate
 from medix_reward.devtools.common import percentile
+from medix_reward.devtools.pattern_bench import MAX_CHARS, REPORTED, USES, best_of_three
 
-MAX_CHARS = 65_536  # the longest text a client may send (limits.max_prompt_chars)
-CEILING_S = 0.5
+GROWTH = 24  # linear: 8; quadratic: 64
+FLOOR_S = 0.005  # below this, an eighth's time is fixed costs and timer noise
 
-# Each pattern, as the service calls it.
-USES: dict[str, Callable[[str], object]] = {
-    "evaluate._THINKING_END": evaluate.strip_reasoning,
-    "evaluate._FENCE": lambda text: evaluate._FENCE.match(text),
-    "evaluate._ANSWER_OPEN": evaluate.answer_block,
-    "evaluate._ANSWER_CLOSE": evaluate.answer_block,
-    "evaluate._OPTION_LINE": lambda text: evaluate._OPTION_LINE.fullmatch(text),
-    "evaluate._LETTER": lambda text: evaluate.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
-    "evaluate._LETTER_AND_TEXT": lambda text: evaluate.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
-    "judge._CONTROL_BRACKETS": judge.neutralise,
-    "judge._LABEL": judge.strict_label,
-    "protocols._END_MARKER": protocols.without_end_markers,
-    "checks._RUN_TOUCHING_DELIMITER": checks.normalize,
-    "checks.bridge": lambda text: checks.format_score(f"<thinking>{text}</answer>", checks.Tags()),
-    "screening._WORD": lambda text: screening._words(text),
-    "screening._SELF_ASSERTION": lambda text: screening._self_assertion(text, "Mass"),
-    "screening._INSTRUCTION": lambda text: screening._instruction(text, "Mass"),
-    "screening._DELIMITER": lambda text: screening._delimiter(text, "Mass"),
-    "screening._NONCOMMITTAL": lambda text: screening._noncommittal(text, "Mass"),
-    "screening._HEDGE": lambda text: screening._hedge(text, "Mass"),
-    "screening._CONTRAST": lambda text: screening._contrast(text, "Mass"),
-    "screening._OPENING_VERDICT": lambda text: screening._verdict_opening(text, "Mass"),
-    "screening._SEGMENT": lambda text: (screening._verdict_standing(text), screening._non_answer(text, "Mass")),
-    "screening._POINTS_BACK": lambda text: screening._self_assertion_wide(text, "Mass"),
-    "screening._ORDER": lambda text: screening._instruction_wide(text, "Mass"),
-    "screening._ROLE": lambda text: screening._instruction_wide(text, "Mass"),
-    "screening._LIST_MARK": lambda text: screening._buried_truth(text, "Mass effect"),
-    "screening._WORD_OR_MARK": lambda text: screening._buried_truth(text, "Mass effect"),
-    "observability._VALID_REQUEST_ID": lambda text: observability._VALID_REQUEST_ID.fullmatch(text),
-}
 # Patterns on the service's own configuration and tables, not on outside text: tag names, the operator's template
 # files, Unicode character names.
 CONFIGURATION = {"settings._TAG_NAME", "eval_templates._LITERAL_SCORE", "unicode_fold._LATIN_NAME"}
@@ -87,13 +61,21 @@ def test_every_pattern_of_the_service_is_fed_here():
     assert patterns_in_the_service() == (set(USES) - {"checks.bridge"}) | CONFIGURATION
 
 
-def runs(pieces: list[tuple[str, int]], tail: str) -> str:
-    text = "".join(piece * count for piece, count in pieces) + tail
-    return text[:MAX_CHARS]
+def runs(pieces: list[tuple[str, int]], tail: str, part: int = 1) -> str:
+    """The runs, each `part` times shorter (the same shape, smaller), then the tail."""
+    text = "".join(piece * max(1, count // part) for piece, count in pieces) + tail
+    return text[: MAX_CHARS // part]
 
 
-texts = st.builds(
-    runs,
+def assert_linear(use: Callable[[str], object], text: Callable[[int], str], name: str) -> None:
+    """`text(1)` costs at most GROWTH × `text(8)`, the same shape 8 times shorter (+ FLOOR_S): linear work grows
+    8×, quadratic 64×."""
+    eighth = best_of_three(use, text(8))
+    whole = best_of_three(use, text(1))
+    assert whole <= GROWTH * eighth + FLOOR_S, (name, len(text(1)), f"{whole:.4f} s whole, {eighth:.4f} s an eighth")
+
+
+shapes = st.tuples(
     st.lists(st.tuples(st.sampled_from(PIECES), st.integers(1, MAX_CHARS)), min_size=1, max_size=4),
     st.sampled_from(["", "x", "y\n", "A. Aspirin", "```", "</answer>"]),
 )
@@ -101,28 +83,16 @@ texts = st.builds(
 
 @pytest.mark.parametrize("name", list(USES))
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=texts)
-def test_long_runs_are_linear(name, text):
-    started = time.perf_counter()
-    USES[name](text)
-    assert time.perf_counter() - started < CEILING_S, (name, len(text))
+@given(shape=shapes)
+def test_long_runs_are_linear(name, shape):
+    pieces, tail = shape
+    assert_linear(USES[name], lambda part: runs(pieces, tail, part), name)
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "A. x" + " " * 60_000 + "y",
-        "```" + " " * MAX_CHARS + "x",
-        "<answer>" * (MAX_CHARS // 8) + "y",
-        "(A)" + "\u00a0" * MAX_CHARS + "B",
-    ],
-    ids=["option_line_spaces", "fence_spaces", "answer_openings", "nbsp_run"],
-)
+@pytest.mark.parametrize("shape", list(REPORTED))
 @pytest.mark.parametrize("name", list(USES))
-def test_the_reported_shapes_are_linear(name, text):
-    started = time.perf_counter()
-    USES[name](text)
-    assert time.perf_counter() - started < CEILING_S, name
+def test_the_reported_shapes_are_linear(name, shape):
+    assert_linear(USES[name], REPORTED[shape], name)
 
 
 # The rewritten patterns find what the old ones found.
@@ -165,17 +135,22 @@ def test_health_answers_while_evaluate_parses_hostile_option_lines(service):
         replies.append(httpx.post(f"{service.url}/evaluate", json={"items": items}, timeout=120))
         done.set()
 
+    def health(client: httpx.Client) -> float:
+        started = time.perf_counter()
+        assert client.get("/health").status_code == 200
+        return time.perf_counter() - started
+
     latencies = []
     with httpx.Client(base_url=service.url, timeout=60) as client:
         client.get("/health")
+        quiet = [health(client) for _ in range(50)]  # this machine's /health p99, nothing else running
         worker = threading.Thread(target=evaluate)
         worker.start()
         while not done.is_set() or len(latencies) < 20:
-            started = time.perf_counter()
-            assert client.get("/health").status_code == 200
-            latencies.append(time.perf_counter() - started)
+            latencies.append(health(client))
         worker.join()
     assert replies[0].status_code == 200, replies[0].text
     assert all(result["method"] == "rule" for result in replies[0].json()["results"])  # the options were read
-    # The stall this guards against held the loop 9.8 s per item; 0.5 s leaves room for a loaded CI machine.
-    assert percentile(latencies, 99) < 0.5, sorted(latencies)[-5:]
+    # The issue's bound: the three items add less than 100 ms to /health's p99 (the stall held the loop 9.8 s per
+    # item). Over the p99 of the same machine without them, so a loaded CI machine's own pauses are not counted.
+    assert percentile(latencies, 0.99) < 0.1 + percentile(quiet, 0.99), (sorted(latencies)[-5:], sorted(quiet)[-5:])

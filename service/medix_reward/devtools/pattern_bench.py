@@ -1,0 +1,81 @@
+"""How long each pattern the service runs on outside text takes on the longest input a client may send, and how
+that grows: the speed side of tests/test_patterns.py, whose assertions are on growth only.
+
+    python -m medix_reward.devtools.pattern_bench
+
+For each pattern (as the service calls it) and each reported hostile shape: the best of three runs on the whole
+shape and on the same shape 8 times shorter, and their ratio (linear: ~8 or less; quadratic: ~64).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from medix_reward import checks, evaluate, judge, observability, protocols, screening
+
+MAX_CHARS = 65_536  # the longest text a client may send (limits.max_prompt_chars)
+
+# Each pattern, as the service calls it.
+USES: dict[str, Callable[[str], object]] = {
+    "evaluate._THINKING_END": evaluate.strip_reasoning,
+    "evaluate._FENCE": lambda text: evaluate._FENCE.match(text),
+    "evaluate._ANSWER_OPEN": evaluate.answer_block,
+    "evaluate._ANSWER_CLOSE": evaluate.answer_block,
+    "evaluate._OPTION_LINE": lambda text: evaluate._OPTION_LINE.fullmatch(text),
+    "evaluate._LETTER": lambda text: evaluate.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
+    "evaluate._LETTER_AND_TEXT": lambda text: evaluate.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
+    "judge._CONTROL_BRACKETS": judge.neutralise,
+    "judge._LABEL": judge.strict_label,
+    "protocols._END_MARKER": protocols.without_end_markers,
+    "checks._RUN_TOUCHING_DELIMITER": checks.normalize,
+    "checks.bridge": lambda text: checks.format_score(f"<thinking>{text}</answer>", checks.Tags()),
+    "screening._WORD": lambda text: screening._words(text),
+    "screening._SELF_ASSERTION": lambda text: screening._self_assertion(text, "Mass"),
+    "screening._INSTRUCTION": lambda text: screening._instruction(text, "Mass"),
+    "screening._DELIMITER": lambda text: screening._delimiter(text, "Mass"),
+    "screening._NONCOMMITTAL": lambda text: screening._noncommittal(text, "Mass"),
+    "screening._HEDGE": lambda text: screening._hedge(text, "Mass"),
+    "screening._CONTRAST": lambda text: screening._contrast(text, "Mass"),
+    "screening._OPENING_VERDICT": lambda text: screening._verdict_opening(text, "Mass"),
+    "screening._SEGMENT": lambda text: (screening._verdict_standing(text), screening._non_answer(text, "Mass")),
+    "screening._POINTS_BACK": lambda text: screening._self_assertion_wide(text, "Mass"),
+    "screening._ORDER": lambda text: screening._instruction_wide(text, "Mass"),
+    "screening._ROLE": lambda text: screening._instruction_wide(text, "Mass"),
+    "screening._LIST_MARK": lambda text: screening._buried_truth(text, "Mass effect"),
+    "screening._WORD_OR_MARK": lambda text: screening._buried_truth(text, "Mass effect"),
+    "observability._VALID_REQUEST_ID": lambda text: observability._VALID_REQUEST_ID.fullmatch(text),
+}
+
+# The shapes of issue 24's findings, each `part` times shorter.
+REPORTED: dict[str, Callable[[int], str]] = {
+    "option_line_spaces": lambda part: "A. x" + " " * (60_000 // part) + "y",
+    "fence_spaces": lambda part: "```" + " " * (MAX_CHARS // part) + "x",
+    "answer_openings": lambda part: "<answer>" * (MAX_CHARS // 8 // part) + "y",
+    "nbsp_run": lambda part: "(A)" + "\u00a0" * (MAX_CHARS // part) + "B",
+}
+
+
+def best_of_three(use: Callable[[str], object], text: str) -> float:
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        use(text)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def rows() -> list[tuple[str, str, float, float]]:
+    """(pattern, shape, seconds on the whole shape, seconds on an eighth)."""
+    return [(name, shape, best_of_three(use, make(1)), best_of_three(use, make(8)))
+            for name, use in USES.items() for shape, make in REPORTED.items()]  # fmt: skip
+
+
+def main() -> None:
+    print(f"{'pattern':34}{'shape':22}{'whole ms':>10}{'eighth ms':>11}{'ratio':>7}")
+    for name, shape, whole, eighth in rows():
+        print(f"{name:34}{shape:22}{whole * 1000:>10.2f}{eighth * 1000:>11.3f}{whole / max(eighth, 1e-9):>7.1f}")
+
+
+if __name__ == "__main__":
+    main()
