@@ -4,11 +4,12 @@ are fed to each as the service uses it, at the service's size limits (issue 24: 
 held the event loop for 9.8 s).
 
 Linear is checked by growth, not by a time: each input is timed whole and in the same shape 8 times shorter
-(the best of three runs each, so a pause of a loaded machine does not count), and the whole may take at most
-`GROWTH` times the eighth plus `FLOOR_S`. Linear work grows 8×, quadratic 64× (the option line of the finding:
-9.8 s whole, 0.15 s an eighth, against a bound of 3.6 s), whatever the machine's speed. How fast each pattern
-is, is the benchmark's (`python -m medix_reward.devtools.pattern_bench`). The patterns rewritten for this are
-also checked to find what the old ones found, on inputs small enough for the old ones.
+(the thread's CPU time, best of three runs: a loaded machine's waits for a core are not counted), and the
+whole may take at most `GROWTH` times the eighth plus `FLOOR_S`. Linear work grows 8×, quadratic 64× (the
+option line of the finding: 9.8 s whole, 0.15 s an eighth, against a bound of 3.6 s), whatever the machine's
+speed. How fast each pattern is, is the benchmark's (`python -m medix_reward.devtools.pattern_bench`). The
+patterns rewritten for this are also checked to find what the old ones found, on inputs small enough for the
+old ones.
 """
 
 from __future__ import annotations
