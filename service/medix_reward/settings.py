@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from medix_reward.eval_templates import TemplateSet, template_set
-from medix_reward.screening import Screening
+from medix_reward.evaluation.templates import TemplateSet, template_set
+from medix_reward.scoring.screening import Screening
 from medix_reward_client.schema import COMPONENTS, Component, Preset, Weights
 
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
@@ -27,17 +27,25 @@ class _Group(BaseModel):
 
 
 class JudgeHealthSettings(_Group):
-    """Each judge replica's circuit breaker (judge_health.py)."""
+    """Each judge replica's circuit breaker (judge/health.py)."""
 
     window_s: float = Field(default=60.0, gt=0, description="Attempts older than this are forgotten.")
     min_failures: int = Field(
-        default=3, ge=1, description="Failed attempts in a row, or at least this many within the window, open it."
+        default=3,
+        ge=1,
+        description="This many failed attempts in a row open the replica's circuit breaker, or this many within the "
+        "window when they are also failure_ratio of its attempts there.",
     )
     failure_ratio: float = Field(
-        default=0.5, gt=0, le=1, description="…and at least this share of its attempts within the window."
+        default=0.5,
+        gt=0,
+        le=1,
+        description="The share of a replica's attempts in the window that must fail (see min_failures).",
     )
     probe_interval_s: float = Field(
-        default=2.0, gt=0, description="An open replica is probed (GET /models) this often; an answer reopens it."
+        default=2.0,
+        gt=0,
+        description="An open replica is probed (GET /models) this often; an answer half-opens its breaker.",
     )
     probe_timeout_s: float = Field(default=2.0, gt=0, description="A probe not answered within this fails.")
 
@@ -45,20 +53,29 @@ class JudgeHealthSettings(_Group):
 class JudgeSettings(_Group):
     base_urls: list[str] = Field(
         default=["http://127.0.0.1:8000/v1"],
-        description="OpenAI-compatible base URLs (replicas); calls are spread over them and retried on the next.",
+        description="OpenAI-compatible base URLs (replicas); calls are spread over them and a failed attempt is "
+        "retried on the next. Reached directly: HTTP(S)_PROXY is not read for judge calls.",
     )
-    model: str = "Qwen/Qwen3-4B-Instruct-2507"
-    api_key: SecretStr | None = None
-    timeout_s: float = Field(default=30.0, gt=0, description="Per attempt.")
-    max_retries: int = Field(default=3, ge=0)
-    backoff_base_s: float = Field(default=0.2, ge=0)
-    backoff_max_s: float = Field(default=5.0, ge=0)
+    model: str = Field(default="Qwen/Qwen3-4B-Instruct-2507", description="The judge's served model name.")
+    api_key: SecretStr | None = Field(default=None, description="Bearer token for the judge.")
+    timeout_s: float = Field(
+        default=30.0, gt=0, description="Per attempt, counted from when the call is sent (not while it waits)."
+    )
+    max_retries: int = Field(default=3, ge=0, description="Retries after the first attempt.")
+    backoff_base_s: float = Field(default=0.2, ge=0, description="Capped exponential backoff with full jitter: base.")
+    backoff_max_s: float = Field(default=5.0, ge=0, description="The backoff's cap.")
     retry_after_max_s: float = Field(default=30.0, ge=0, description="Cap on a server's Retry-After.")
-    concurrency: int = Field(default=64, ge=1, description="Judge calls in flight at once, all requests together.")
+    concurrency: int = Field(
+        default=64,
+        ge=1,
+        description="Judge calls in flight at most, all requests together (also the keep-alive connections).",
+    )
     adaptive: bool = Field(
         default=True,
-        description="Per replica, the calls in flight adapt to the judge's latency (AIMD, up to `concurrency`); "
-        "off: always `concurrency` in flight.",
+        description="Per replica, the calls in flight adapt to the judge's latency (AIMD up to `concurrency`: slow "
+        "start, then additive increase; halved once when a call is slower than target_latency_s, times out, or gets "
+        "429/503), so a judge slower than assumed gives fewer verdicts per second, never none; /metrics shows "
+        "medix_reward_judge_limit and medix_reward_judge_waiting per replica. Off: always `concurrency` in flight.",
     )
     deadline_s: float | None = Field(
         default=None,
@@ -72,10 +89,16 @@ class JudgeSettings(_Group):
     max_tokens: int = Field(default=4, ge=1, description="The reference's 4.")
     chat_template_kwargs: dict[str, object] = Field(
         default={"enable_thinking": False},
-        description="Sent with every call, as the reference does; set {} for a judge that refuses the field.",
+        description="Sent with every call, as the reference does; set {} for a judge that refuses the field. "
+        "Part of the config hash, as max_tokens is.",
     )
-    logprobs: bool = Field(default=False, description="Ask for logprobs and report the judge's P(YES).")
-    cache_size: int = Field(default=100_000, ge=0, description="Verdicts kept across requests (LRU); 0 disables.")
+    logprobs: bool = Field(default=False, description="Ask for logprobs; details.judge_p_yes reports P(YES).")
+    cache_size: int = Field(
+        default=100_000,
+        ge=0,
+        description="Verdicts kept across requests (LRU, keyed by model, prompt version, answer and truth as the "
+        "judge saw them); 0 disables.",
+    )
     cache_bytes: int = Field(default=256 * 2**20, ge=0, description="Approximate memory the verdicts may hold.")
     health: JudgeHealthSettings = Field(
         default=JudgeHealthSettings(), description="When a replica counts as down, and how it is probed back."
@@ -107,21 +130,27 @@ class EmbedderSettings(_Group):
     backend: Literal["torch", "onnx", "openvino"] = Field(
         default="torch",
         description="What runs the model: PyTorch, or an ONNX export of it run by ONNX Runtime or OpenVINO "
-        "(CPU; `pip install 'medix-reward[cpu-runtimes]'`). Exported once, cached in `export_dir`.",
+        "(CPU; `pip install 'medix-reward[cpu-runtimes]'`). Exported once, cached in `export_dir`. Shown in /config "
+        "and part of the config hash; tokenisation and pooling stay sentence-transformers'.",
     )
     dtype: Literal["float32", "float16", "bfloat16"] = Field(
-        default="float32", description="The torch backend's weights; float16/bfloat16 are for CUDA."
+        default="float32",
+        description="The torch backend's weights; float16/bfloat16 are for CUDA (the exports run in float32). In the "
+        "config hash.",
     )
     export_dir: str | None = Field(
-        default=None, description="Where ONNX exports are cached; default ~/.cache/medix-reward/exports."
+        default=None,
+        description="Where ONNX exports are cached (keyed by the model's files and the torch version) and reused on "
+        "the next start (a packaged model's own folder may not be writable); default ~/.cache/medix-reward/exports.",
     )
-    max_batch_size: int = Field(default=64, ge=1)
+    max_batch_size: int = Field(default=64, ge=1, description="Texts per micro-batch at most.")
     max_wait_ms: float = Field(default=2.0, ge=0, description="How long a micro-batch waits to fill up.")
     max_batch_chars: int = Field(
         default=64 * 512,
         ge=1,
         description="Padded text per micro-batch (texts × the longest, each counted up to 2,048 characters): long "
-        "texts make smaller batches, so no caller waits behind one huge batch.",
+        "texts make smaller batches. Batches take one text from each waiting request in turn, so a request with one "
+        "text waits for one batch, not behind a request of thousands of long answers.",
     )
     cache_size: int = Field(default=100_000, ge=0, description="Embeddings kept across requests (LRU).")
     cache_bytes: int = Field(default=512 * 2**20, ge=0, description="Approximate memory the embeddings may hold.")
@@ -220,11 +249,22 @@ NO_DEFENCES = DefenceSettings(
 
 class RewardSettings(_Group):
     preset: Preset = Field(default="medix-r1", description="The default preset; a request may choose another.")
-    thinking_tag: str = "thinking"
-    answer_tag: str = "answer"
-    weights: Weights = Weights()
-    embed_threshold: float = Field(default=0.8, ge=-1, le=1, description="0.8 is calibrated for MedEmbed.")
-    components: list[Component] = Field(default=list(COMPONENTS), min_length=1)
+    thinking_tag: str = Field(default="thinking", description="The reasoning block's tag name.")
+    answer_tag: str = Field(default="answer", description="The answer block's tag name.")
+    weights: Weights = Field(
+        default=Weights(),
+        description="overall = content·(accuracy_llm·J + accuracy_embed·E + modality·M) + format·F, with J, E, M, F "
+        "the component scores.",
+    )
+    embed_threshold: float = Field(
+        default=0.8,
+        ge=-1,
+        le=1,
+        description="Cosine similarity that counts as a match; 0.8 is calibrated for MedEmbed.",
+    )
+    components: list[Component] = Field(
+        default=list(COMPONENTS), min_length=1, description="JSON list of the components computed."
+    )
 
     @model_validator(mode="after")
     def _tags(self) -> RewardSettings:
@@ -238,8 +278,10 @@ class RewardSettings(_Group):
 
 class LimitsSettings(_Group):
     max_items: int = Field(default=8192, ge=1, description="Items in one request.")
-    max_response_chars: int = Field(default=32_768, ge=1)
-    max_truth_chars: int = Field(default=4096, ge=1)
+    max_response_chars: int = Field(default=32_768, ge=1, description="`response`; beyond it, 422 `too_long`.")
+    max_truth_chars: int = Field(
+        default=4096, ge=1, description="`ground_truth`, `answer` and `modality`; beyond it, 422 `too_long`."
+    )
     max_prompt_chars: int = Field(default=65_536, ge=1, description="`prompt`, accepted for logging only.")
     max_id_chars: int = Field(default=256, ge=1, description="`id` and `group_id`, as text.")
     max_inflight_items: int = Field(
@@ -281,7 +323,9 @@ class AdapterSettings(_Group):
 
 class AuthSettings(_Group):
     keys: list[SecretStr] = Field(
-        default=[], description="Bearer tokens accepted on the scoring routes and /config; none: no auth."
+        default=[],
+        description="Bearer tokens for /reward, /evaluate, the trainer endpoints and /config (compared in constant "
+        "time); none: no auth, and the service logs a warning when it listens beyond loopback.",
     )
 
 
@@ -409,7 +453,9 @@ class TelemetrySettings(_Group):
         "and slime routes); None: such groups close when their window ends.",
     )
     max_open_groups: int = Field(
-        default=65_536, ge=1, description="Groups gathering at once; beyond it the oldest is closed (evicted)."
+        default=65_536,
+        ge=1,
+        description="Groups gathering at once (O(1) memory each); beyond it the oldest is closed (evicted).",
     )
     recent_groups: int = Field(default=100, ge=0, description="Closed groups listed in GET /stats.")
 
@@ -417,8 +463,8 @@ class TelemetrySettings(_Group):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDIX_REWARD_", env_nested_delimiter="__", extra="forbid")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
+    host: str = Field(default="127.0.0.1", description="Where `medix-reward serve` listens.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Its port.")
     judge: JudgeSettings = JudgeSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     reward: RewardSettings = RewardSettings()

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
+from medix_reward_tools.scripted_judge import Fault  # noqa: E402
 from verl import DataProto  # noqa: E402
 from verl.experimental.reward_loop import RewardLoopManager, RewardLoopWorker  # noqa: E402
 from verl.experimental.reward_loop.reward_manager import NaiveRewardManager  # noqa: E402
@@ -37,7 +38,6 @@ from verl.utils.ray_utils import get_event_loop  # noqa: E402
 from verl.workers.reward_manager import BatchRewardManager  # noqa: E402
 
 import medix_reward_client.adapters.verl as adapter  # noqa: E402
-from medix_reward.devtools.scripted_judge import Fault  # noqa: E402
 from medix_reward_client.adapters import clients  # noqa: E402
 from medix_reward_client.scores import FALLBACKS, RewardUnavailable  # noqa: E402
 
