@@ -13,6 +13,9 @@ from pathlib import Path
 
 
 def _serve(args: argparse.Namespace) -> None:
+    from medix_reward.memory import limit_arenas
+
+    limit_arenas()  # before the threads that would each get an arena of their own
     import uvicorn
 
     from medix_reward.api.app import create_app

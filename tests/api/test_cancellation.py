@@ -12,7 +12,8 @@ from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 
 ITEMS = [{"response": f"<X_RAY><thinking>r</thinking><answer>Mass {i}</answer>", "ground_truth": "<X_RAY> Big"}
          for i in range(4)]  # fmt: skip
-BOUND_S = 20.0  # the judge's hang lasts an hour: idle within this means the calls were cancelled
+BOUND_S = 60.0  # the judge's hang lasts an hour: idle within this means the calls were cancelled (a wait, not
+# a speed claim: it ends as soon as the judge is idle)
 
 
 def test_a_deadline_leaves_no_call_running_at_the_judge(live_service, judge: ScriptedJudge):

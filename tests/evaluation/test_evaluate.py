@@ -236,9 +236,21 @@ def test_a_judge_failing_on_one_sample_fails_that_sample(service, judge):
 
 def test_a_judge_that_is_down_fails_the_request(live_service, judge):
     service = live_service(max_retries=0)
-    judge.failing_answers["Naloxone, an antagonist"] = Fault(status=503)
+    judge.down = Fault(status=503)  # every call and every probe
     reply = evaluate(service, [item("Naloxone, an antagonist")])
     assert reply.status_code == 502 and reply.json()["error"]["code"] == "judge_http_error"
+
+
+def test_a_one_sample_request_whose_sample_fails_is_200_while_the_judge_is_healthy(live_service, judge):
+    # As /reward: every call of a one-sample request failing is what one bad sample looks like; the judge answers
+    # its probes, so the sample is null with its reason, and the request is not a 502 that clients retry.
+    service = live_service(max_retries=0)
+    judge.failing_answers["Naloxone, an antagonist"] = Fault(status=500)
+    reply = evaluate(service, [item("Naloxone, an antagonist")])
+    assert reply.status_code == 200, reply.text
+    (result,) = reply.json()["results"]
+    assert result["score"] is None and result["error"]["code"] == "judge_http_error"
+    assert reply.json()["usage"]["failed"] == 1
 
 
 def test_an_unknown_task_without_a_kind_is_the_callers_error(service):

@@ -3,9 +3,13 @@ stays linear: long runs of whitespace and punctuation, the shapes that make a ba
 are fed to each as the service uses it, at the service's size limits (issue 24: a 60,000-space option line
 held the event loop for 9.8 s).
 
-The bound is a ceiling, not a speed claim: a linear pattern takes a few milliseconds on these inputs, a
-quadratic one seconds to minutes. The patterns rewritten for this are also checked to find what the old
-ones found, on inputs small enough for the old ones.
+Linear is checked by growth, not by a time: each input is timed whole and in the same shape 8 times shorter
+(the thread's CPU time, best of three runs: a loaded machine's waits for a core are not counted), and the
+whole may take at most `GROWTH` times the eighth plus `FLOOR_S`. Linear work grows 8×, quadratic 64× (the
+option line of the finding: 9.8 s whole, 0.15 s an eighth, against a bound of 3.6 s), whatever the machine's
+speed. How fast each pattern is, is the benchmark's (`python -m medix_reward_tools.pattern_bench`). The
+patterns rewritten for this are also checked to find what the old ones found, on inputs small enough for the
+old ones.
 """
 
 from __future__ import annotations
@@ -22,49 +26,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from medix_reward_tools.common import percentile
+from medix_reward_tools.pattern_bench import MAX_CHARS, REPORTED, USES, best_of_three
 
 import medix_reward
-from medix_reward.api import observability, protocols
 from medix_reward.evaluation import rules
-from medix_reward.judge import prompts
-from medix_reward.scoring import checks, screening_rules
 
-MAX_CHARS = 65_536  # the longest text a client may send (limits.max_prompt_chars)
-CEILING_S = 0.5
+GROWTH = 24  # linear: 8; quadratic: 64
+FLOOR_S = 0.005  # below this, an eighth's time is fixed costs and timer noise
 
-# Each pattern, as the service calls it.
-USES: dict[str, Callable[[str], object]] = {
-    "evaluation.rules._THINKING_END": rules.strip_reasoning,
-    "evaluation.rules._FENCE": lambda text: rules._FENCE.match(text),
-    "evaluation.rules._ANSWER_OPEN": rules.answer_block,
-    "evaluation.rules._ANSWER_CLOSE": rules.answer_block,
-    "evaluation.rules._OPTION_LINE": lambda text: rules._OPTION_LINE.fullmatch(text),
-    "evaluation.rules._LETTER": lambda text: rules.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
-    "evaluation.rules._LETTER_AND_TEXT": lambda text: rules.chosen_option(text, {"A": "Aspirin", "B": "Heparin"}),
-    "judge.prompts._CONTROL_BRACKETS": prompts.neutralise,
-    "judge.prompts._LABEL": prompts.strict_label,
-    "api.protocols._END_MARKER": protocols.without_end_markers,
-    "scoring.checks._RUN_TOUCHING_DELIMITER": checks.normalize,
-    "scoring.checks.bridge": lambda text: checks.format_score(f"<thinking>{text}</answer>", checks.Tags()),
-    "scoring.screening_rules._WORD": lambda text: screening_rules._words(text),
-    "scoring.screening_rules._SELF_ASSERTION": lambda text: screening_rules._self_assertion(text, "Mass"),
-    "scoring.screening_rules._INSTRUCTION": lambda text: screening_rules._instruction(text, "Mass"),
-    "scoring.screening_rules._DELIMITER": lambda text: screening_rules._delimiter(text, "Mass"),
-    "scoring.screening_rules._NONCOMMITTAL": lambda text: screening_rules._noncommittal(text, "Mass"),
-    "scoring.screening_rules._HEDGE": lambda text: screening_rules._hedge(text, "Mass"),
-    "scoring.screening_rules._CONTRAST": lambda text: screening_rules._contrast(text, "Mass"),
-    "scoring.screening_rules._OPENING_VERDICT": lambda text: screening_rules._verdict_opening(text, "Mass"),
-    "scoring.screening_rules._SEGMENT": lambda text: (
-        screening_rules._verdict_standing(text),
-        screening_rules._non_answer(text, "Mass"),
-    ),
-    "scoring.screening_rules._POINTS_BACK": lambda text: screening_rules._self_assertion_wide(text, "Mass"),
-    "scoring.screening_rules._ORDER": lambda text: screening_rules._instruction_wide(text, "Mass"),
-    "scoring.screening_rules._ROLE": lambda text: screening_rules._instruction_wide(text, "Mass"),
-    "scoring.screening_rules._LIST_MARK": lambda text: screening_rules._buried_truth(text, "Mass effect"),
-    "scoring.screening_rules._WORD_OR_MARK": lambda text: screening_rules._buried_truth(text, "Mass effect"),
-    "api.observability._VALID_REQUEST_ID": lambda text: observability._VALID_REQUEST_ID.fullmatch(text),
-}
 # Patterns on the service's own configuration and tables, not on outside text: tag names, the operator's template
 # files, Unicode character names.
 CONFIGURATION = {"settings.reward._TAG_NAME", "evaluation.templates._LITERAL_SCORE", "scoring.unicode_fold._LATIN_NAME"}
@@ -93,13 +62,21 @@ def test_every_pattern_of_the_service_is_fed_here():
     assert patterns_in_the_service() == (set(USES) - {"scoring.checks.bridge"}) | CONFIGURATION
 
 
-def runs(pieces: list[tuple[str, int]], tail: str) -> str:
-    text = "".join(piece * count for piece, count in pieces) + tail
-    return text[:MAX_CHARS]
+def runs(pieces: list[tuple[str, int]], tail: str, part: int = 1) -> str:
+    """The runs, each `part` times shorter (the same shape, smaller), then the tail."""
+    text = "".join(piece * max(1, count // part) for piece, count in pieces) + tail
+    return text[: MAX_CHARS // part]
 
 
-texts = st.builds(
-    runs,
+def assert_linear(use: Callable[[str], object], text: Callable[[int], str], name: str) -> None:
+    """`text(1)` costs at most GROWTH × `text(8)`, the same shape 8 times shorter (+ FLOOR_S): linear work grows
+    8×, quadratic 64×."""
+    eighth = best_of_three(use, text(8))
+    whole = best_of_three(use, text(1))
+    assert whole <= GROWTH * eighth + FLOOR_S, (name, len(text(1)), f"{whole:.4f} s whole, {eighth:.4f} s an eighth")
+
+
+shapes = st.tuples(
     st.lists(st.tuples(st.sampled_from(PIECES), st.integers(1, MAX_CHARS)), min_size=1, max_size=4),
     st.sampled_from(["", "x", "y\n", "A. Aspirin", "```", "</answer>"]),
 )
@@ -107,28 +84,16 @@ texts = st.builds(
 
 @pytest.mark.parametrize("name", list(USES))
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=texts)
-def test_long_runs_are_linear(name, text):
-    started = time.perf_counter()
-    USES[name](text)
-    assert time.perf_counter() - started < CEILING_S, (name, len(text))
+@given(shape=shapes)
+def test_long_runs_are_linear(name, shape):
+    pieces, tail = shape
+    assert_linear(USES[name], lambda part: runs(pieces, tail, part), name)
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "A. x" + " " * 60_000 + "y",
-        "```" + " " * MAX_CHARS + "x",
-        "<answer>" * (MAX_CHARS // 8) + "y",
-        "(A)" + "\u00a0" * MAX_CHARS + "B",
-    ],
-    ids=["option_line_spaces", "fence_spaces", "answer_openings", "nbsp_run"],
-)
+@pytest.mark.parametrize("shape", list(REPORTED))
 @pytest.mark.parametrize("name", list(USES))
-def test_the_reported_shapes_are_linear(name, text):
-    started = time.perf_counter()
-    USES[name](text)
-    assert time.perf_counter() - started < CEILING_S, name
+def test_the_reported_shapes_are_linear(name, shape):
+    assert_linear(USES[name], REPORTED[shape], name)
 
 
 # The linear patterns find what their plain, backtracking forms (OLD_*) find.
@@ -171,17 +136,22 @@ def test_health_answers_while_evaluate_parses_hostile_option_lines(service):
         replies.append(httpx.post(f"{service.url}/evaluate", json={"items": items}, timeout=120))
         done.set()
 
+    def health(client: httpx.Client) -> float:
+        started = time.perf_counter()
+        assert client.get("/health").status_code == 200
+        return time.perf_counter() - started
+
     latencies = []
     with httpx.Client(base_url=service.url, timeout=60) as client:
         client.get("/health")
+        quiet = [health(client) for _ in range(50)]  # this machine's /health p99, nothing else running
         worker = threading.Thread(target=evaluate)
         worker.start()
         while not done.is_set() or len(latencies) < 20:
-            started = time.perf_counter()
-            assert client.get("/health").status_code == 200
-            latencies.append(time.perf_counter() - started)
+            latencies.append(health(client))
         worker.join()
     assert replies[0].status_code == 200, replies[0].text
     assert all(result["method"] == "rule" for result in replies[0].json()["results"])  # the options were read
-    # The stall this guards against held the loop 9.8 s per item; 0.5 s leaves room for a loaded CI machine.
-    assert percentile(latencies, 99) < 0.5, sorted(latencies)[-5:]
+    # The issue's bound: the three items add less than 100 ms to /health's p99 (the stall held the loop 9.8 s per
+    # item). Over the p99 of the same machine without them, so a loaded CI machine's own pauses are not counted.
+    assert percentile(latencies, 0.99) < 0.1 + percentile(quiet, 0.99), (sorted(latencies)[-5:], sorted(quiet)[-5:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from medix_reward_tools.memory_run import run_memory
 from medix_reward_tools.soak import run_soak
 
 
@@ -22,3 +23,15 @@ def test_distinct_long_answers_stay_within_the_cache_budgets():
     assert report.requests > 5 and report.errors == {}
     assert max(report.cache_mb) > 0.4  # both caches filled up to their budgets…
     assert max(report.cache_mb) <= 0.5  # …and not past them, whatever kept arriving
+
+
+def test_many_distinct_long_answers_leave_memory_within_the_budgets():
+    # Issue 24's run (12 requests of 1,900 distinct 32k-character answers: 0.54 GB at rest, 4.4 GB after, idle)
+    # scaled down to what this tier can embed: 4 concurrent requests of 100, with 1 MB budgets so that the bound,
+    # 1.3 × (budgets + the process at rest), leaves the growth the same room, ~160 MB. What grew was freed memory
+    # that glibc kept (memory.py): it grows with the size of the requests in flight, and this scale shows it
+    # (before the fix: 795 MB idle against a 704 MB bound, ratio 1.47; after: 560 MB, 1.04).
+    report = run_memory(requests=4, answers=100, chars=32_000, cache_bytes_each=2**20)
+    print("\n" + report.table())
+    assert set(report.statuses) == {200}
+    assert report.idle_mb <= report.bound_mb, report.table()

@@ -223,6 +223,7 @@ class Admission:
         self.metrics = metrics
         self.inflight_items = 0
         self.inflight_requests = 0
+        self.admitted_items = 0  # ever: what memory.release_when_idle watches
 
     @contextmanager
     def admit(
@@ -237,6 +238,7 @@ class Admission:
             raise Overloaded(f"{self.inflight_items} items in flight; limit {self.limits.max_inflight_items}")
         self.inflight_items += n
         self.inflight_requests += 1
+        self.admitted_items += n
         self._gauge()
         try:
             yield

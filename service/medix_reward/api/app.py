@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +20,7 @@ from medix_reward.api.routes import PROTECTED_PATHS, operations, scoring
 from medix_reward.api.telemetry import RewardTelemetry
 from medix_reward.embedding.backends import Encoder
 from medix_reward.judge.http import JudgeTransport
+from medix_reward.memory import release_when_idle
 from medix_reward.scoring.pipeline import open_pipeline
 from medix_reward.settings import Settings
 
@@ -46,8 +49,17 @@ def create_app(
             settings, encoder=encoder, judge_transport=judge_transport, metrics=metrics, telemetry=telemetry
         ) as pipe:
             app.state.pipeline = pipe
+            admission = app.state.admission
+            releaser = asyncio.create_task(
+                release_when_idle(lambda: admission.inflight_requests > 0, lambda: admission.admitted_items)
+            )
             log.info("medix-reward %s ready on embedder %s", __version__, settings.embedder.model)
-            yield
+            try:
+                yield
+            finally:
+                releaser.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await releaser
 
     app = FastAPI(
         title="medix-reward",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +17,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medix_reward.embedding.backends import EmbedderError
+
+if TYPE_CHECKING:
+    from medix_reward.judge.health import ReplicaHealth
 from medix_reward_client.schema import ErrorBody, ErrorDetail
 from medix_reward_client.scores import ItemRejected, RewardUnavailable
 
@@ -74,6 +77,14 @@ def judge_down(code: str | None, message: str) -> JudgeDown:
     could not be asked): 504 when the judge timed out, 502 otherwise, with the judge's error code."""
     down = JudgeTimedOut if code == "judge_timeout" else JudgeDown
     return down(message, code=code)
+
+
+async def raise_if_judge_down(health: ReplicaHealth, code: str | None, message: str) -> None:
+    """The one rule for a request (/reward, /evaluate) whose every judged call failed, the first with `code` and
+    `message`: it fails whole (`judge_down`) only when no replica is healthy (`confirm`); otherwise it returns,
+    and the failed items are null with their reason in a 200."""
+    if not await health.confirm():
+        raise judge_down(code, f"every judge call failed and no judge replica is healthy: {message}")
 
 
 class NotReady(ServiceError):

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from medix_reward.embedding.export import ONNX_INPUTS, export_folder, export_onnx
+from medix_reward.embedding.token_window import model_window
 from medix_reward.settings import EmbedderSettings
 
 
@@ -59,6 +60,8 @@ class SentenceTransformerEncoder:
             self._run = runtime_session(settings.backend, onnx_file)
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        # What the model reads of each text, cut before tokenising (token_window.py): the same input ids.
+        texts = [model_window(text, self.model.tokenizer, self.model.max_seq_length) for text in texts]
         with self._torch.inference_mode():
             if self._run is None:
                 vectors = self.model.encode(

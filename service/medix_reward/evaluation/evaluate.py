@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from medix_reward import __version__
-from medix_reward.api.errors import InvalidField, JudgeUncalibrated, judge_down
+from medix_reward.api.errors import InvalidField, JudgeUncalibrated, judge_down, raise_if_judge_down
 from medix_reward.evaluation import calibration
 from medix_reward.evaluation.rules import (
     Unparseable,
@@ -148,7 +148,8 @@ class Evaluator:
             *(self._sample(item, kind, rule, grading, tally)
               for item, kind, rule in zip(request.items, kinds, decided, strict=True))
         )  # fmt: skip
-        _judge_down(results)
+        if (error := _every_sample_failed(results)) is not None:
+            await raise_if_judge_down(self.judge.health, error.code, error.message)
         usage = EvaluateUsage(
             items=len(results),
             judged=tally.judged,
@@ -275,11 +276,9 @@ class Evaluator:
         raise AssertionError("unreachable")
 
 
-def _judge_down(results: tuple[EvaluateResult, ...] | list[EvaluateResult]) -> None:
-    """Every sample sent to the judge failed for a reason of the judge's own, and nothing was scored: the whole
-    request fails (502/504), as /reward does, rather than answer a page of failures."""
+def _every_sample_failed(results: tuple[EvaluateResult, ...] | list[EvaluateResult]) -> SampleError | None:
+    """The first error, when nothing was scored and a sample failed for a reason that may be the judge's own: as
+    /reward's `every_call_failed`, whether that makes the judge down is the replicas' health to say."""
     if any(result.score is not None for result in results):
-        return
-    errors = [r.error for r in results if r.error is not None and r.error.code in JUDGE_DOWN_CODES]
-    if errors:
-        raise judge_down(errors[0].code, f"every judge call failed: {errors[0].message}")
+        return None
+    return next((r.error for r in results if r.error is not None and r.error.code in JUDGE_DOWN_CODES), None)

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import numpy as np
 
 from medix_reward import __version__
-from medix_reward.api.errors import judge_down
+from medix_reward.api.errors import raise_if_judge_down
 from medix_reward.api.metrics import Metrics
 from medix_reward.api.telemetry import RewardTelemetry, tally
 from medix_reward.embedding.backends import Encoder, SentenceTransformerEncoder, cosine
@@ -130,8 +130,8 @@ class RewardPipeline:
             if self.metrics is not None:
                 _record_calls(self.metrics, judge_stats, embed_stats)
         error = every_call_failed(verdicts)
-        if error is not None and not await self.judge.health.confirm():
-            raise judge_down(error.code, f"every judge call failed and no judge replica is healthy: {error.message}")
+        if error is not None:
+            await raise_if_judge_down(self.judge.health, error.code, error.message)
 
         scoring = (request.items, checked, reward, verdicts, swapped, vectors)
         results, groups = await asyncio.to_thread(_score_all, *scoring) if large else _score_all(*scoring)
