@@ -33,12 +33,12 @@ from tests.trainers.recipes import command_args, trainer
 openrlhf = trainer("openrlhf")
 
 import transformers  # noqa: E402
+from medix_reward_tools.live import LiveServer  # noqa: E402
+from medix_reward_tools.scripted_judge import Fault  # noqa: E402
 from openrlhf.utils.agent import SingleTurnAgentExecutor  # noqa: E402
 from openrlhf.utils.config import hierarchize  # noqa: E402
 
-from medix_reward.app import create_app  # noqa: E402
-from medix_reward.devtools.live import LiveServer  # noqa: E402
-from medix_reward.devtools.scripted_judge import Fault  # noqa: E402
+from medix_reward.api.app import create_app  # noqa: E402
 from medix_reward.settings import AdapterSettings  # noqa: E402
 from tests.helpers import make_settings  # noqa: E402
 
