@@ -11,22 +11,18 @@ import time
 import httpx
 import pytest
 
-from medix_reward.app import create_app
 from medix_reward.connections import server_options
 from medix_reward.devtools.live import LiveServer
 from medix_reward.settings import LimitsSettings
-from tests.helpers import CharEncoder, make_settings
+from tests.helpers import CharEncoder
 
 LIMITS = LimitsSettings(header_timeout_s=0.5, max_connections=50, body_timeout_s=5.0, body_deadline_s=1.0)
 BOUND_S = 15.0  # a socket wait this long means the server never closed it
 
 
 @pytest.fixture
-def server(judge):
-    settings = make_settings([judge.url])
-    settings.limits = LIMITS
-    with LiveServer(create_app(settings, encoder=CharEncoder()), **server_options(LIMITS)) as live:
-        yield live
+def server(live_service) -> LiveServer:
+    return live_service(limits=LIMITS, server=server_options(LIMITS), encoder=CharEncoder())
 
 
 def connect(server: LiveServer) -> socket.socket:
@@ -47,9 +43,7 @@ def closed_by_server(sock: socket.socket) -> bytes:
 def test_a_connection_without_a_complete_head_is_closed(server, sent):
     with connect(server) as sock:
         sock.sendall(sent)
-        started = time.monotonic()
-        assert closed_by_server(sock) == b""
-        assert time.monotonic() - started < BOUND_S
+        assert closed_by_server(sock) == b""  # within BOUND_S, or the socket's timeout fails the test
 
 
 def test_a_kept_alive_connection_sending_half_a_head_is_closed(server):
