@@ -12,9 +12,7 @@ import json
 import httpx
 import pytest
 
-from medix_reward.app import create_app
 from medix_reward.devtools.integrity import load_corpus
-from medix_reward.devtools.live import LiveServer
 from medix_reward.devtools.parity import markdown, run_parity
 from medix_reward.devtools.reference import reference_pair, reference_request
 from medix_reward.devtools.scripted_judge import ScriptedJudge, read_pair
@@ -83,11 +81,11 @@ AWKWARD_ITEMS = [
 ]
 
 
-def test_reward_under_medix_r1_sends_the_judge_the_reference_request(judge: ScriptedJudge):
+def test_reward_under_medix_r1_sends_the_judge_the_reference_request(live_service, judge: ScriptedJudge):
     settings = make_settings([judge.url])
     items = [{"response": response, "ground_truth": truth} for response, truth in AWKWARD_ITEMS]
-    with LiveServer(create_app(settings, encoder=CharEncoder())) as service:
-        reply = httpx.post(f"{service.url}/reward", json={"items": items}, timeout=60)
+    service = live_service(settings, encoder=CharEncoder())
+    reply = httpx.post(f"{service.url}/reward", json={"items": items}, timeout=60)
     assert reply.status_code == 200, reply.text
     assert reply.json()["preset"] == "medix-r1"
     pairs = [pair for response, truth in AWKWARD_ITEMS if (pair := reference_pair(response, truth)) is not None]

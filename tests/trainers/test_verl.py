@@ -59,7 +59,7 @@ FORMS = ["compute_score", "compute_score_async"]  # verl's NaiveRewardManager ru
 def service(live_service):
     # The judge retries nothing and gives up fast, and the adapter's client retries a 502 once: a failing item
     # fails within a second, and the adapter (not the service) is what the tests watch.
-    yield live_service(max_retries=0, timeout_s=2.0)
+    yield live_service(judge={"max_retries": 0, "timeout_s": 2.0})
     clients.reset()
 
 
@@ -162,7 +162,7 @@ def test_one_item_unscored_fails_the_batch_naming_it(service, judge, policy, for
 @pytest.mark.parametrize("form", FORMS)
 def test_one_item_unscored_gets_the_fallback(live_service, judge, policy, form, caplog):
     # The service's judge retries as it does by default (3 times), with its default backoff.
-    service = live_service(timeout_s=2.0, backoff_base_s=0.2, backoff_max_s=5.0)
+    service = live_service(judge={"timeout_s": 2.0, "backoff_base_s": 0.2, "backoff_max_s": 5.0})
     judge.failing_truths["Fracture"] = Fault(status=500)
     before = sum(FALLBACKS.values())
     config = verl_config(policy, service.url, f"reward.custom_reward_function.name={form}",
