@@ -23,9 +23,10 @@ from tests.helpers import CharEncoder
 COMPONENT_KEYS = ("format", "modality", "accuracy_llm", "accuracy_embed")
 
 
-@pytest.fixture
-def service(live_service):
-    yield live_service()
+@pytest.fixture(autouse=True)
+def fresh_clients():
+    """The adapters' shared clients (one per service URL) are closed after each test."""
+    yield
     clients.reset()
 
 
