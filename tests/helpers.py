@@ -1,5 +1,7 @@
 """What the tests share besides fixtures: a fake encoder with meaning, a judge transport that runs an httpx
-handler, and the settings of a test service."""
+handler, the settings of a test service (always built through validation: make_settings, with_settings), and
+waits on state instead of sleeps (eventually, HeldVerdicts). The service itself starts from conftest's
+`live_service` factory."""
 
 from __future__ import annotations
 
