@@ -15,7 +15,6 @@ Run with `make test-trainers` (its own venv, `.venv-verl`).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -98,18 +97,12 @@ def rollout_batch(tokenizer, responses: list[str], truths: list[str]) -> DataPro
     )  # fmt: skip
 
 
-def worker_scores(config, timed: list[float] | None = None) -> list[dict]:
-    """verl's RewardLoopWorker in this process, on the event loop its managers hold (as a Ray actor runs it);
-    the seconds its scoring took (not its start) are appended to `timed`."""
+def worker_scores(config) -> list[dict]:
+    """verl's RewardLoopWorker in this process, on the event loop its managers hold (as a Ray actor runs it)."""
     worker = RewardLoopWorker(config)
     assert isinstance(worker.reward_manager, NaiveRewardManager)
     batch = rollout_batch(worker.input_tokenizer, RESPONSES, TRUTHS)
-    started = time.monotonic()
-    try:
-        return get_event_loop().run_until_complete(worker.compute_score_batch(batch))
-    finally:
-        if timed is not None:
-            timed.append(time.monotonic() - started)
+    return get_event_loop().run_until_complete(worker.compute_score_batch(batch))
 
 
 # The recipe, against verl's own config and loader
@@ -167,16 +160,16 @@ def test_one_item_unscored_gets_the_fallback(live_service, judge, policy, form, 
     before = sum(FALLBACKS.values())
     config = verl_config(policy, service.url, f"reward.custom_reward_function.name={form}",
                          "+reward.custom_reward_function.reward_kwargs.fallback=0.0")  # fmt: skip
-    timed: list[float] = []
-    right, fracture, wrong = (output["reward_extra_info"] for output in worker_scores(config, timed))
+    right, fracture, wrong = (output["reward_extra_info"] for output in worker_scores(config))
     # That sample's accuracy_llm and score are the fallback; what was measured (format, modality, the
     # embedding's similarity) keeps its value. The service retried its judge call; the adapter retried nothing.
     assert (fracture["score"], fracture["accuracy_llm"]) == (0.0, 0.0)
     assert (fracture["format"], fracture["modality"]) == (1.0, 1.0) and 0.0 < fracture["accuracy_embed"] <= 1.0
+    # Issue 24's bound on the step (that sample once held it for the adapter's 600 s retry budget), stated as
+    # counts: four judge calls, and no retry by the adapter.
     assert sum(call.truth == "Fracture" for call in judge.calls) == 4 and "retrying in" not in caplog.text
     assert right["accuracy_llm"] == 1.0 and wrong["accuracy_llm"] == 0.0  # the others are scored as usual
     assert sum(FALLBACKS.values()) == before + 1
-    assert timed[0] < 5.0, timed  # the bound of issue 24 for the whole step (was 600 s for that one sample)
 
 
 # The judge is down (every call and probe fails): the service answers 502, which the adapter retries within
