@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import ScriptedJudge
 
-from medix_reward.app import create_app
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import ScriptedJudge
-from medix_reward.embedder import Encoder, SentenceTransformerEncoder
+from medix_reward.api.app import create_app
+from medix_reward.embedding.backends import Encoder, SentenceTransformerEncoder
 from medix_reward.settings import EmbedderSettings, Settings
 from tests.helpers import MINILM, make_settings, with_settings
 

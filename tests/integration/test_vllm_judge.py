@@ -11,11 +11,11 @@ import time
 
 import httpx
 import pytest
+from medix_reward_tools.common import distinct_items, free_port, grpo_batch
+from medix_reward_tools.judge_stack import JudgeStack
+from medix_reward_tools.live import LiveServer
 
-from medix_reward.devtools.common import distinct_items, free_port, grpo_batch
-from medix_reward.devtools.judge_stack import JudgeStack
-from medix_reward.devtools.live import LiveServer
-from medix_reward.judge import is_yes
+from medix_reward.judge.prompts import is_yes
 from tests.helpers import eventually, make_settings
 
 pytestmark = pytest.mark.integration
@@ -93,7 +93,7 @@ def test_evaluation_protocol_through_the_real_judge(vllm, live_service):
     """`POST /evaluate` on a few samples: every sample is either scored from the real judge's replies (rounds of
     one conversation, each reply a strict JSON score) or failed with judge_unparseable after its correction;
     a multiple-choice letter is scored by rule without a call. Not a test of the verdicts (SmolLM2)."""
-    from medix_reward.evaluate import parse_score
+    from medix_reward.evaluation.evaluate import parse_score
 
     stack, url = vllm
     question = "Which drug reverses opioid overdose?\n\nChoices:\nA. Flumazenil\nB. Naloxone\nC. Atropine"
@@ -106,7 +106,7 @@ def test_evaluation_protocol_through_the_real_judge(vllm, live_service):
     ]  # fmt: skip
     # SmolLM2 rarely stops by itself: 32 tokens hold a {"score": N} reply and keep each call to seconds. Calibration
     # off: this is the plumbing, and a 135M judge fails it (~180 more calls to learn that); the calibration's own
-    # tests are tests/test_calibration.py, and the README demo ran it on the Qwen judge.
+    # tests are tests/evaluation/test_calibration.py, and docs/evaluation.md's demo run ran it on the Qwen judge.
     evaluate = {"max_tokens": 32, "timeout_s": 120.0, "calibration": False}
     service = live_service(
         make_settings([url], judge={"model": stack.served_name, "timeout_s": 60.0}, evaluate=evaluate)
@@ -134,8 +134,8 @@ def test_evaluation_protocol_through_the_real_judge(vllm, live_service):
 def test_medix_r1_verdicts_equal_direct_calls_with_the_reference_prompt(vllm, minilm):
     """Issue 22 on a real model: the service's medix-r1 requests are the reference's bytes, and its verdicts those
     of the same pairs sent directly as the reference sends them (`integrity --parity` on a few items)."""
-    from medix_reward.devtools.integrity import load_corpus
-    from medix_reward.devtools.parity import run_parity
+    from medix_reward_tools.integrity import load_corpus
+    from medix_reward_tools.parity import run_parity
 
     stack, url = vllm
     corpus = load_corpus()

@@ -33,10 +33,9 @@ from tests.trainers.recipes import command_args, trainer
 openrlhf = trainer("openrlhf")
 
 import transformers  # noqa: E402
+from medix_reward_tools.scripted_judge import Fault  # noqa: E402
 from openrlhf.utils.agent import SingleTurnAgentExecutor  # noqa: E402
 from openrlhf.utils.config import hierarchize  # noqa: E402
-
-from medix_reward.devtools.scripted_judge import Fault  # noqa: E402
 
 pytestmark = pytest.mark.trainers
 

@@ -22,7 +22,8 @@ trl = trainer("trl")
 datasets = pytest.importorskip("datasets")
 transformers = pytest.importorskip("transformers")
 
-from medix_reward.devtools.scripted_judge import Fault  # noqa: E402
+from medix_reward_tools.scripted_judge import Fault  # noqa: E402
+
 from medix_reward_client.adapters import clients  # noqa: E402
 from medix_reward_client.adapters.trl import REWARD_WEIGHTS, reward_funcs  # noqa: E402
 

@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
+from medix_reward_tools.scripted_judge import Fault  # noqa: E402
 from verl import DataProto  # noqa: E402
 from verl.experimental.reward_loop import RewardLoopManager, RewardLoopWorker  # noqa: E402
 from verl.experimental.reward_loop.reward_manager import NaiveRewardManager  # noqa: E402
@@ -36,7 +37,6 @@ from verl.utils.ray_utils import get_event_loop  # noqa: E402
 from verl.workers.reward_manager import BatchRewardManager  # noqa: E402
 
 import medix_reward_client.adapters.verl as adapter  # noqa: E402
-from medix_reward.devtools.scripted_judge import Fault  # noqa: E402
 from medix_reward_client.adapters import clients  # noqa: E402
 from medix_reward_client.scores import FALLBACKS, RewardUnavailable  # noqa: E402
 
@@ -154,13 +154,17 @@ def test_one_item_unscored_fails_the_batch_naming_it(service, judge, policy, for
 
 @pytest.mark.parametrize("form", FORMS)
 def test_one_item_unscored_gets_the_fallback(live_service, judge, policy, form, caplog):
-    # The service's judge retries as it does by default (3 times), with its default backoff.
-    service = live_service(judge={"timeout_s": 2.0, "backoff_base_s": 0.2, "backoff_max_s": 5.0})
-    judge.failing_truths["Fracture"] = Fault(status=500)
-    before = sum(FALLBACKS.values())
+    # The service's judge retries as it does by default (3 times), with its default backoff; no verdict cache, so
+    # that the step timed first, with no failure, makes the same calls.
+    service = live_service(judge={"timeout_s": 2.0, "backoff_base_s": 0.2, "backoff_max_s": 5.0, "cache_size": 0})
     config = verl_config(policy, service.url, f"reward.custom_reward_function.name={form}",
                          "+reward.custom_reward_function.reward_kwargs.fallback=0.0")  # fmt: skip
-    right, fracture, wrong = (output["reward_extra_info"] for output in worker_scores(config))
+    timed: list[float] = []
+    worker_scores(config, timed)  # the step with every sample scored, on this machine as loaded as it is now
+    judge.calls.clear()
+    judge.failing_truths["Fracture"] = Fault(status=500)
+    before = sum(FALLBACKS.values())
+    right, fracture, wrong = (output["reward_extra_info"] for output in worker_scores(config, timed))
     # That sample's accuracy_llm and score are the fallback; what was measured (format, modality, the
     # embedding's similarity) keeps its value. The service retried its judge call; the adapter retried nothing.
     assert (fracture["score"], fracture["accuracy_llm"]) == (0.0, 0.0)
@@ -170,6 +174,9 @@ def test_one_item_unscored_gets_the_fallback(live_service, judge, policy, form, 
     assert sum(call.truth == "Fracture" for call in judge.calls) == 4 and "retrying in" not in caplog.text
     assert right["accuracy_llm"] == 1.0 and wrong["accuracy_llm"] == 0.0  # the others are scored as usual
     assert sum(FALLBACKS.values()) == before + 1
+    # Issue 24's bound: the failing sample costs the step under 5 s more than it takes with every sample scored
+    # (it cost 600 s: the adapter retried its 502 for its whole budget).
+    assert timed[1] < timed[0] + 5.0, timed
 
 
 # The judge is down (every call and probe fails): the service answers 502, which the adapter retries within
