@@ -48,9 +48,9 @@ def test_a_connection_without_a_complete_head_is_closed(server, sent):
         sock.sendall(sent)
         assert closed_by_server(sock) == b""
         waited = time.monotonic() - started
-    # Closed by the head timeout (0.5 s), not earlier, and within it plus a loaded machine's delay; before issue
-    # 24's fix never (recv waited out BOUND_S).
-    assert LIMITS.header_timeout_s <= waited < LIMITS.header_timeout_s + SLACK_S, waited
+    # Closed by the head timeout (0.5 s), not at once (the server's clock starts a little after ours), and within
+    # it plus a loaded machine's delay; a server without the timeout never closes it (recv waits out BOUND_S).
+    assert 0.8 * LIMITS.header_timeout_s <= waited < LIMITS.header_timeout_s + SLACK_S, waited
 
 
 def test_a_kept_alive_connection_sending_half_a_head_is_closed(server):
