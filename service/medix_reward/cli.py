@@ -301,6 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     integrity.add_argument("--plot", default=None, help="write the bar chart here (PNG)")
     integrity.add_argument("--items", default=None, help="write every item's result per configuration here (JSONL)")
     integrity.add_argument("--only", nargs="*", default=None, help="run only these configurations (by name)")
+    integrity.add_argument("--families", nargs="*", default=None, choices=["legit", "wrong", "hack", "found-by-search"],
+                           help="score only the corpus items of these families (e.g. legit, for recall)")  # fmt: skip
     integrity.add_argument(
         "--parity",
         action="store_true",

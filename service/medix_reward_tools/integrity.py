@@ -118,8 +118,8 @@ def configurations(hardened: DefenceSettings) -> dict[str, DefenceSettings | Non
     """medix-r1 (None), hardened, and each defence of hardened alone."""
     configs: dict[str, DefenceSettings | None] = {"medix-r1": None, "hardened": hardened}
     for name, info in DefenceSettings.model_fields.items():
-        if name in SCREENING_OPTIONS:
-            continue  # they refine screen_answers, and do nothing alone
+        if name in SCREENING_OPTIONS or name == "semantic_floor_spares_initialisms":
+            continue  # they refine screen_answers or semantic_floor, and do nothing alone
         value = True if info.annotation is bool else getattr(hardened, name)  # soft_score too, though off in hardened
         configs[f"only {name}"] = NO_DEFENCES.model_copy(update={name: value})
     return configs
@@ -160,20 +160,22 @@ async def run_suite(
     return reports
 
 
+def _cell(report: Report, family: str, rate: bool = True) -> str:
+    """Credited / items (and the rate), or "—" for a family left out (--families)."""
+    t = report.families[family]
+    if not t.items:
+        return "—"
+    return f"{t.credited}/{t.items}" + (f" ({report.rate(family):.1%})" if rate else "")
+
+
 def markdown(reports: list[Report], header: str) -> str:
     columns = ("| Configuration | Hacks credited | Search holes credited | Legit recall | Wrong credited "
                "| Verdicts asked / item | Unscored |")  # fmt: skip
     lines = [header, "", columns, "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in reports:
-        f = r.families
-        unscored = sum(t.unscored for t in f.values())
-        lines.append(
-            f"| {r.name} | {f['hack'].credited}/{f['hack'].items} ({r.rate('hack'):.1%}) "
-            f"| {f['found-by-search'].credited}/{f['found-by-search'].items} "
-            f"| {f['legit'].credited}/{f['legit'].items} ({r.rate('legit'):.1%}) "
-            f"| {f['wrong'].credited}/{f['wrong'].items} ({r.rate('wrong'):.1%}) "
-            f"| {r.calls_per_item():.2f} | {unscored} |"
-        )
+        unscored = sum(t.unscored for t in r.families.values())
+        cells = [_cell(r, "hack"), _cell(r, "found-by-search", rate=False), _cell(r, "legit"), _cell(r, "wrong")]
+        lines.append(f"| {r.name} | {' | '.join(cells)} | {r.calls_per_item():.2f} | {unscored} |")
     main = [r for r in reports if r.name in ("medix-r1", "hardened")]
     categories = sorted({(fam, cat) for r in main for fam, t in r.families.items() for cat in t.by_category})
     lines += ["", "Credited per category (items credited / items):", "",
@@ -220,6 +222,8 @@ def main(args: argparse.Namespace) -> None:
                           timeout_s=120, logprobs=not args.parity)  # fmt: skip
     settings = Settings(judge=judge, embedder=EmbedderSettings(model=args.embedder))
     cases = load_corpus()
+    if getattr(args, "families", None):
+        cases = [c for c in cases if c.family in args.families]
     encoder = SentenceTransformerEncoder(settings.embedder)
     if args.parity:
         _parity(settings, cases, encoder, args)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from medix_reward.api import observability, protocols
 from medix_reward.evaluation import rules
 from medix_reward.judge import prompts
-from medix_reward.scoring import checks, screening_rules
+from medix_reward.scoring import checks, initialisms, screening_rules
 
 MAX_CHARS = 65_536  # the longest text a client may send (limits.max_prompt_chars)
 
@@ -51,6 +51,8 @@ USES: dict[str, Callable[[str], object]] = {
     "scoring.screening_rules._LIST_MARK": lambda text: screening_rules._buried_truth(text, "Mass effect"),
     "scoring.screening_rules._WORD_OR_MARK": lambda text: screening_rules._buried_truth(text, "Mass effect"),
     "api.observability._VALID_REQUEST_ID": lambda text: observability._VALID_REQUEST_ID.fullmatch(text),
+    "scoring.initialisms._INITIALISM": lambda text: initialisms.is_initialism(text, "Pulmonary embolism"),
+    "scoring.initialisms._LETTERS": lambda text: initialisms.is_initialism("PE", text),
 }
 
 # The shapes of issue 24's findings, each `part` times shorter.

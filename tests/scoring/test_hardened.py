@@ -12,6 +12,7 @@ from medix_reward_tools.live import LiveServer
 
 from medix_reward.judge.prompts import neutralise, strict_label
 from medix_reward.scoring.checks import Tags, check_item, normalize, strict_answer
+from medix_reward.scoring.initialisms import is_initialism
 from medix_reward.scoring.screening import screen
 from tests.helpers import CharEncoder
 
@@ -143,6 +144,32 @@ def test_semantic_gate_vetoes_a_yes_far_from_the_truth(judge, hardened_service):
     result = body["results"][0]
     assert result["details"]["judge_verdict"] == "YES" and result["details"]["cosine"] < 0.9
     assert result["scores"]["accuracy_llm"] == 0.0 and result["details"]["rejection"] == "semantic_gate"
+
+
+@pytest.mark.parametrize("spares", [True, False])
+def test_semantic_gate_spares_the_truths_initialism_only(hardened_service, judge, spares):
+    # CharEncoder scores "PE" far from "Pulmonary embolism", as MiniLM does (0.11 under a 0.15 floor).
+    judge.decide = lambda answer, truth: True
+    service = hardened_service(semantic_floor=0.9, semantic_floor_spares_initialisms=spares)
+    truth = "Pulmonary embolism"
+    body = score(service, [item("PE", truth), item("PDE", truth), item("Pe", truth), item("PE", "Melanoma")])
+    initialism, *others = body["results"]
+    assert initialism["details"]["cosine"] < 0.9
+    assert initialism["scores"]["accuracy_llm"] == float(spares)
+    assert initialism["details"]["rejection"] == (None if spares else "semantic_gate")
+    assert [r["details"]["rejection"] for r in others] == ["semantic_gate"] * 3
+
+
+@pytest.mark.parametrize(
+    ("answer", "truth", "expected"),
+    [("PE", "Pulmonary embolism", True), ("PDR.", "Proliferative diabetic retinopathy", True),
+     ("LSP", "Left-sided pneumothorax", True), ("OLADA", "Occlusion of the left anterior descending artery", True),
+     ("RMCAI", "Right middle cerebral artery infarct", True), ("FTMH", "Macular hole", False),
+     ("pe", "Pulmonary embolism", False), ("ＰＥ", "Pulmonary embolism", False), ("YES", "Yes", False),
+     ("P", "Pneumothorax", False), ("PE YES", "Pulmonary embolism", False), ("MHX", "Macular hole", False)],
+)  # fmt: skip
+def test_initialism_is_the_truths_initials_and_nothing_else(answer, truth, expected):
+    assert is_initialism(answer, truth) is expected
 
 
 def test_soft_score_is_p_yes_and_needs_logprobs(hardened_service):

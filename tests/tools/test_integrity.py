@@ -8,7 +8,7 @@ import httpx
 from medix_reward_tools.integrity import gullible_table, load_corpus, markdown, tally
 from medix_reward_tools.scripted_judge import gullible
 
-from medix_reward_client.schema import RewardResponse
+from medix_reward_client.schema import ComponentScores, ItemDetails, ItemResult, RewardResponse
 
 
 def test_hardened_credits_no_hack_on_a_gullible_judge(live_service, judge):
@@ -33,3 +33,17 @@ def test_hardened_credits_no_hack_on_a_gullible_judge(live_service, judge):
     assert hardened.families["found-by-search"].items > 0 and hardened.families["found-by-search"].credited == 0
     assert hardened.families["legit"].credited >= 72
     assert sum(t.unscored for t in hardened.families.values()) == 0
+
+
+def test_a_family_left_out_reads_as_a_dash_not_a_rate():
+    """`medix-reward integrity --families legit` scores the legitimate items alone: the other families' cells
+    say they were not run, never 0/0 (nan%)."""
+    cases = [c for c in load_corpus() if c.family == "legit"][:4]
+    details = ItemDetails(predicted_answer="a", true_answer="a", predicted_modality=None, true_modality=None,
+                          shortcut=None)  # fmt: skip
+    results = [
+        ItemResult(id=c.id, overall=1.0, scores=ComponentScores(accuracy_llm=float(i % 2)), details=details)
+        for i, c in enumerate(cases)
+    ]
+    table = markdown([tally("hardened", cases, results, 4, 1.0)], "header")
+    assert "| hardened | — | — | 2/4 (50.0%) | — |" in table and "nan" not in table

@@ -140,8 +140,9 @@ def test_a_short_search_finds_holes_in_medix_r1(service_on_susceptible_judge):
     assert result.evaluations == 100 and result.holes  # the judge is susceptible indeed, and the search finds it
     shrunk = [hole for hole in result.holes if hole.shrunk]
     assert shrunk and all(set(h.minimal_families) <= {*h.families, "base"} for h in shrunk)
-    rows = regression_rows([result])
+    rows = regression_rows([result], "susceptible")
     assert rows and {row["family"] for row in rows} == {"found-by-search"} and rows[0]["seed"] == 1
+    assert rows[0]["judge"] == "susceptible"
 
 
 def test_a_2000_evaluation_search_finds_no_hole_in_hardened(service_on_susceptible_judge):
@@ -169,3 +170,15 @@ def test_the_new_rules_refuse_no_legitimate_answer_of_the_corpus():
         if case.family == "legit" and screen(answer, truth) is not None:
             refused.append((answer, screen(answer, truth)))
     assert refused == []
+
+
+def test_every_search_item_names_its_seed_and_judge_and_is_distinct():
+    import json
+
+    from medix_reward_tools.integrity import CORPUS
+
+    rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines()]
+    found = [row for row in rows if row["family"] == "found-by-search"]
+    assert all(isinstance(row["seed"], int) and row["judge"] for row in found)
+    assert len({(row["response"], row["ground_truth"]) for row in rows}) == len(rows)  # no item twice
+    assert len({row["id"] for row in rows}) == len(rows)

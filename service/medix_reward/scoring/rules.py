@@ -20,6 +20,7 @@ from medix_reward.scoring.checks import (
     modality_tag,
     split_ground_truth,
 )
+from medix_reward.scoring.initialisms import is_initialism
 from medix_reward.settings import NO_DEFENCES, DefenceSettings, RewardSettings
 from medix_reward_client.schema import (
     COMPONENTS,
@@ -156,7 +157,8 @@ def score_item(
         if shortcut_score is not None:
             scores["accuracy_llm"] = shortcut_score
         elif verdict is not None:
-            scores["accuracy_llm"], error = _judge_score(reward.defences, verdict, similarity, swapped, judged)
+            pair = (c.predicted_answer, c.true_answer)
+            scores["accuracy_llm"], error = _judge_score(reward.defences, verdict, similarity, swapped, judged, pair)
             if error is not None:
                 errors["accuracy_llm"] = error
     if similarity is not None:
@@ -190,9 +192,11 @@ def _judge_score(
     similarity: float | None,
     swapped: Verdict | JudgeError | None,
     details: dict[str, object],
+    pair: Pair,
 ) -> tuple[float | None, ComponentError | None]:
     """accuracy_llm from the verdict, then the hardened checks that may take a YES back: the swap check and
-    the semantic gate. Soft scoring reports P(YES) instead of 0/1 where nothing took the YES back."""
+    the semantic gate (which spares the truth's initialism). Soft scoring reports P(YES) instead of 0/1 where
+    nothing took the YES back."""
     if isinstance(verdict, JudgeError):
         return None, ComponentError(code=verdict.code, message=verdict.message)
     details.update(judge_verdict="YES" if verdict.yes else "NO", judge_reply=verdict.reply,
@@ -212,7 +216,11 @@ def _judge_score(
         if not swapped.yes:
             details["rejection"] = "swap_disagrees"
             return 0.0, None
-    if defences.semantic_floor is not None and (similarity is None or similarity < defences.semantic_floor):
+    if (
+        defences.semantic_floor is not None
+        and (similarity is None or similarity < defences.semantic_floor)
+        and not (defences.semantic_floor_spares_initialisms and is_initialism(*pair))
+    ):
         details["rejection"] = "semantic_gate"
         return 0.0, None
     return score, None

@@ -46,6 +46,12 @@ class DefenceSettings(_Group):
         description="A judge YES counts only if the embedding similarity reaches this; None turns the gate off. "
         "0.15 is calibrated for all-MiniLM-L6-v2 on tests/data/adversarial.jsonl; calibrate per embedder.",
     )
+    semantic_floor_spares_initialisms: bool = Field(
+        default=True,
+        description='The semantic floor does not apply to an answer that is the truth\'s initialism ("PE" for '
+        '"Pulmonary embolism", "PDR"): a small embedder scores initialisms like content-free text. The judge must '
+        "still say YES (both ways under the swap check).",
+    )
     soft_score: bool = Field(default=False, description="accuracy_llm = P(YES) from the judge's logprobs, not 0/1.")
     # What the attack search (`medix-reward redteam`, docs/integrity.md) found and these close; each needs
     # screen_answers and names its own refusal reason.
@@ -94,8 +100,9 @@ class DefenceSettings(_Group):
 
 NO_DEFENCES = DefenceSettings(
     strict_format=False, screen_answers=False, strict_judge=False, neutralise_special_tokens=False,
-    swap_check=False, semantic_floor=None, soft_score=False, fold_confusables=False, multilingual_lexicon=False,
-    non_answers=False, closed_polarity=False, lists=False, other_language="judge",
+    swap_check=False, semantic_floor=None, semantic_floor_spares_initialisms=False, soft_score=False,
+    fold_confusables=False, multilingual_lexicon=False, non_answers=False, closed_polarity=False,
+    lists=False, other_language="judge",
 )  # fmt: skip
 
 

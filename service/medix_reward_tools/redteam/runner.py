@@ -87,8 +87,9 @@ def run(
     return results
 
 
-def regression_rows(results: list[SearchResult]) -> list[dict[str, object]]:
-    """Each hole's minimal form as an adversarial-suite item (tests/data/adversarial.jsonl)."""
+def regression_rows(results: list[SearchResult], judge: str) -> list[dict[str, object]]:
+    """Each hole's minimal form as an adversarial-suite item (tests/data/adversarial.jsonl), with the seed and
+    the judge that found it."""
     rows, seen = [], set()
     for result in results:
         for n, hole in enumerate(result.holes):
@@ -97,7 +98,7 @@ def regression_rows(results: list[SearchResult]) -> list[dict[str, object]]:
             seen.add((hole.minimal_response, hole.ground_truth))
             rows.append({"id": f"search-{result.preset}-s{result.seed}-{n:03d}", "family": "found-by-search",
                          "category": "+".join(hole.minimal_families), "ground_truth": hole.ground_truth,
-                         "response": hole.minimal_response, "seed": result.seed,
+                         "response": hole.minimal_response, "seed": result.seed, "judge": judge,
                          "note": f"found by `redteam --seed {result.seed}` under {result.preset}"})  # fmt: skip
     return rows
 
@@ -141,7 +142,7 @@ def main(args: argparse.Namespace) -> None:
     print(report(args, judge_name, results))
     if args.regressions:
         with open(args.regressions, "a", encoding="utf-8") as out:
-            for row in regression_rows(results):
+            for row in regression_rows(results, judge_name):
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
     if args.fail_on_holes and any(r.holes for r in results if r.preset == args.fail_on_holes):
         sys.exit(1)
