@@ -3,7 +3,6 @@ and the real MiniLM embedder."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import httpx
@@ -12,9 +11,7 @@ from medix_reward_tools.common import grpo_batch
 from medix_reward_tools.live import LiveServer
 from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 
-from medix_reward.api.app import create_app
 from medix_reward.scoring.checks import compose
-from medix_reward.settings import LimitsSettings
 from medix_reward_client.schema import COMPONENTS, RewardResponse, Weights
 from tests.helpers import CharEncoder, make_settings
 
@@ -79,7 +76,7 @@ def test_a_failed_judge_call_is_null_with_a_reason_never_zero(service, judge):
 
 def test_retryable_judge_failures_are_retried(live_service, judge):
     # Four failures in a row open a breaker at its default (3): this test is about retries, not health.
-    service = live_service(health={"min_failures": 100})
+    service = live_service(judge={"health": {"min_failures": 100}})
     judge.script(503, 500, "garbage")
     item = {"response": "<X_RAY><thinking>r</thinking><answer>Mass</answer>", "ground_truth": "<X_RAY> Big mass"}
     reply = post(service, {"items": [item]})
@@ -94,38 +91,36 @@ def test_retryable_judge_failures_are_retried(live_service, judge):
     assert reply["results"][0]["overall"] is not None and reply["usage"]["judge_calls"] == 3
 
 
-def test_judge_down_for_the_whole_batch_is_an_http_error(judge, minilm):
-    settings = make_settings([judge.url], max_retries=1)
-    with LiveServer(create_app(settings, encoder=minilm)) as service:
-        judge.down = Fault(500)  # every call and every probe
-        items = [{"response": "<X_RAY><thinking>r</thinking><answer>Mass</answer>", "ground_truth": "<X_RAY> Big"}]
-        reply = post(service, {"items": items})
-        assert reply.status_code == 502
-        assert reply.json()["error"]["code"] == "judge_http_error"
-        assert httpx.get(f"{service.url}/ready").status_code == 503
-        judge.reset()
-        assert httpx.get(f"{service.url}/ready").status_code == 200  # its probe half-opens the breaker
-        assert post(service, {"items": items}).status_code == 200  # and the service serves the next one
+def test_judge_down_for_the_whole_batch_is_an_http_error(live_service, judge):
+    service = live_service(judge={"max_retries": 1})
+    judge.down = Fault(500)  # every call and every probe
+    items = [{"response": "<X_RAY><thinking>r</thinking><answer>Mass</answer>", "ground_truth": "<X_RAY> Big"}]
+    reply = post(service, {"items": items})
+    assert reply.status_code == 502
+    assert reply.json()["error"]["code"] == "judge_http_error"
+    assert httpx.get(f"{service.url}/ready").status_code == 503
+    judge.reset()
+    assert httpx.get(f"{service.url}/ready").status_code == 200  # its probe half-opens the breaker
+    assert post(service, {"items": items}).status_code == 200  # and the service serves the next one
 
 
-def test_judge_timing_out_for_the_whole_batch_is_504(judge, minilm):
-    settings = make_settings([judge.url], max_retries=0, timeout_s=0.3, health={"probe_timeout_s": 0.3})
-    with LiveServer(create_app(settings, encoder=minilm)) as service:
-        judge.down = Fault(kind="hang")
-        items = [{"response": "<X_RAY><thinking>r</thinking><answer>Mass</answer>", "ground_truth": "<X_RAY> Big"}]
-        reply = post(service, {"items": items})
-        assert reply.status_code == 504 and reply.json()["error"]["code"] == "judge_timeout"
+def test_judge_timing_out_for_the_whole_batch_is_504(live_service, judge):
+    service = live_service(judge={"max_retries": 0, "timeout_s": 0.3, "health": {"probe_timeout_s": 0.3}})
+    judge.down = Fault(kind="hang")
+    items = [{"response": "<X_RAY><thinking>r</thinking><answer>Mass</answer>", "ground_truth": "<X_RAY> Big"}]
+    reply = post(service, {"items": items})
+    assert reply.status_code == 504 and reply.json()["error"]["code"] == "judge_timeout"
 
 
-def test_unreachable_judge_is_502_and_not_ready(minilm):
+def test_unreachable_judge_is_502_and_not_ready(live_service):
     with ScriptedJudge() as gone:
         url = gone.url
-    with LiveServer(create_app(make_settings([url], max_retries=1), encoder=minilm)) as service:
-        items = [{"response": "<X_RAY><thinking>r</thinking><answer>Mass</answer>", "ground_truth": "<X_RAY> Big"}]
-        reply = post(service, {"items": items})
-        assert reply.status_code == 502 and reply.json()["error"]["code"] == "judge_unreachable"
-        assert httpx.get(f"{service.url}/ready").status_code == 503
-        assert httpx.get(f"{service.url}/health").status_code == 200
+    service = live_service(make_settings([url], judge={"max_retries": 1}))
+    items = [{"response": "<X_RAY><thinking>r</thinking><answer>Mass</answer>", "ground_truth": "<X_RAY> Big"}]
+    reply = post(service, {"items": items})
+    assert reply.status_code == 502 and reply.json()["error"]["code"] == "judge_unreachable"
+    assert httpx.get(f"{service.url}/ready").status_code == 503
+    assert httpx.get(f"{service.url}/health").status_code == 200
 
 
 def test_health_and_ready(service):
@@ -183,47 +178,15 @@ def test_validation_errors_name_the_field(service, items, param):
     assert error["param"] == param and error["type"] == "invalid_request" and param in error["message"]
 
 
-def test_size_limits_name_the_field(judge, minilm):
-    settings = make_settings([judge.url])
-    settings.limits = LimitsSettings(max_items=3, max_response_chars=50, max_truth_chars=20)
-    with LiveServer(create_app(settings, encoder=minilm)) as service:
-        ok = {"response": "r" * 50, "ground_truth": "g" * 20}
-        assert post(service, {"items": [ok] * 3}).status_code == 200
-        reply = post(service, {"items": [ok] * 4})
-        assert reply.status_code == 422 and reply.json()["error"]["param"] == "items"
-        reply = post(service, {"items": [ok, {"response": "r" * 51, "ground_truth": "g"}]})
-        assert reply.status_code == 422 and reply.json()["error"]["param"] == "items[1].response"
-        reply = post(service, {"items": [{"response": "r", "ground_truth": "g" * 21}]})
-        assert reply.status_code == 422 and reply.json()["error"]["param"] == "items[0].ground_truth"
-
-
-def test_over_admission_limit_is_429_with_retry_after(minilm):
-    with ScriptedJudge(latency_s=1.0) as judge:
-        settings = make_settings([judge.url])
-        settings.limits = LimitsSettings(max_inflight_items=10)
-        with LiveServer(create_app(settings, encoder=minilm)) as service:
-            items = [{"response": f"<answer>Finding {i}</answer>", "ground_truth": "<X_RAY> Mass"} for i in range(8)]
-            first: list[httpx.Response] = []
-            background = threading.Thread(target=lambda: first.append(post(service, {"items": items})))
-            background.start()
-            while not judge.calls:
-                time.sleep(0.01)
-            second = post(service, {"items": items})
-            background.join()
-            assert first[0].status_code == 200
-            assert second.status_code == 429 and second.headers["retry-after"] == "1"
-            assert second.json()["error"]["code"] == "overloaded"
-
-
-def test_embedder_failure_is_a_500_with_one_error_body(judge):
+def test_embedder_failure_is_a_500_with_one_error_body(live_service):
     encoder = CharEncoder()
-    with LiveServer(create_app(make_settings([judge.url]), encoder=encoder)) as service:
-        encoder.fail = True
-        items = [{"response": "<answer>Mass</answer>", "ground_truth": "<X_RAY> Big mass"}]
-        reply = post(service, {"items": items})
-        assert reply.status_code == 500
-        assert reply.json()["error"]["code"] == "embedder_error"
-        assert "Traceback" not in reply.text and "scripted encoder failure" not in reply.text
+    service = live_service(encoder=encoder)
+    encoder.fail = True
+    items = [{"response": "<answer>Mass</answer>", "ground_truth": "<X_RAY> Big mass"}]
+    reply = post(service, {"items": items})
+    assert reply.status_code == 500
+    assert reply.json()["error"]["code"] == "embedder_error"
+    assert "Traceback" not in reply.text and "scripted encoder failure" not in reply.text
 
 
 def test_unknown_route_has_the_error_body(service):
@@ -231,18 +194,18 @@ def test_unknown_route_has_the_error_body(service):
     assert reply.status_code == 404 and reply.json()["error"]["type"] == "http_error"
 
 
-def test_512_items_with_a_50ms_judge_overlap_their_calls(minilm):
-    with ScriptedJudge(latency_s=0.05) as judge:
-        settings = make_settings([judge.url])
-        with LiveServer(create_app(settings, encoder=minilm)) as service:
-            items = [
-                {"response": f"<X_RAY><thinking>r</thinking><answer>Finding {i % 5}</answer>",
-                 "ground_truth": f"<X_RAY> Mass {i // 8}"}
-                for i in range(512)
-            ]  # fmt: skip
-            started = time.perf_counter()
-            body = post(service, {"items": items}).json()
-            elapsed = time.perf_counter() - started
+def test_512_items_with_a_50ms_judge_overlap_their_calls(live_service, judge):
+    judge.latency_s = 0.05
+    service = live_service()
+    settings = make_settings([judge.url])
+    items = [
+        {"response": f"<X_RAY><thinking>r</thinking><answer>Finding {i % 5}</answer>",
+         "ground_truth": f"<X_RAY> Mass {i // 8}"}
+        for i in range(512)
+    ]  # fmt: skip
+    started = time.perf_counter()
+    body = post(service, {"items": items}).json()
+    elapsed = time.perf_counter() - started
     unique = len({(f"Finding {i % 5}", f"Mass {i // 8}") for i in range(512)})
     assert body["usage"]["judge_calls"] == unique == len(judge.calls)
     assert 1 < judge.max_in_flight <= settings.judge.concurrency  # calls overlap, within the configured bound

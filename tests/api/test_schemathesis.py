@@ -10,11 +10,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from medix_reward_tools.live import LiveServer
 from medix_reward_tools.scripted_judge import ScriptedJudge
-from pydantic import SecretStr
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from medix_reward.api.app import create_app
-from medix_reward.settings import AuthSettings
 from tests.helpers import make_settings
 
 schema = schemathesis.openapi.from_path(Path(__file__).resolve().parents[2] / "openapi.yaml")
@@ -23,9 +21,9 @@ KEY = "schemathesis-key"
 
 @pytest.fixture(scope="module")
 def live(minilm):
+    """Module-scoped (one server for every generated case), so it cannot take the function-scoped live_service."""
     with ScriptedJudge() as judge:
-        app_settings = make_settings([judge.url])
-        app_settings.auth = AuthSettings(keys=[SecretStr(KEY)])  # so the spec's security is really enforced
+        app_settings = make_settings([judge.url], auth={"keys": [KEY]})  # so the spec's security is really enforced
         with LiveServer(create_app(app_settings, encoder=minilm)) as server:
             yield server
 

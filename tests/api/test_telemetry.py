@@ -195,8 +195,7 @@ def test_one_sample_per_call_gives_the_group_statistics_of_one_batched_request(l
     of the same samples does, and as /reward computes them within one request."""
     prompts, group = 4, 6
     data = openrlhf_and_slime_samples(prompts, group)
-    settings = make_settings([judge.url])
-    settings.telemetry.group_size = group
+    settings = make_settings([judge.url], telemetry={"group_size": group})
 
     def closed_groups(service) -> dict:
         groups = httpx.get(f"{service.url}/stats").json()["groups"]
@@ -267,10 +266,8 @@ def test_group_size_on_reward_items_closes_groups_across_requests(service):
                                  "reason": "size"}]  # fmt: skip
 
 
-def test_a_flood_of_distinct_group_ids_over_http_stays_within_the_bound(live_service, judge):
-    settings = make_settings([judge.url])
-    settings.telemetry.max_open_groups = 50
-    service = live_service(settings=settings)
+def test_a_flood_of_distinct_group_ids_over_http_stays_within_the_bound(live_service):
+    service = live_service(telemetry={"max_open_groups": 50})
     items = [{"response": "<X_RAY> <thinking>t</thinking> <answer>Pneumothorax</answer>",
               "ground_truth": "<X_RAY> Pneumothorax", "group_id": f"flood-{i}"} for i in range(400)]  # fmt: skip
     for start in range(0, 400, 100):
@@ -286,9 +283,7 @@ def test_a_flood_of_distinct_group_ids_over_http_stays_within_the_bound(live_ser
 def drifting_service(live_service, judge):
     """The hardened preset in front of a judge that says YES to anything that talks to it."""
     judge.decide = gullible({})
-    settings = make_settings([judge.url])
-    settings.telemetry.min_items = 40
-    return live_service(settings=settings)
+    return live_service(telemetry={"min_items": 40})
 
 
 CLEAN, ATTACK = 6, 10

@@ -14,20 +14,19 @@ from medix_reward_tools.common import grpo_batch
 from medix_reward_tools.live import LiveServer
 from medix_reward_tools.scripted_judge import Fault
 
-from medix_reward.api.app import create_app
-from medix_reward.settings import AdapterSettings
 from medix_reward_client import RewardClient
 from medix_reward_client.adapters import clients, easyr1, trl, verl
 from medix_reward_client.offline import score_file
 from medix_reward_client.scores import FALLBACKS, RewardUnavailable
-from tests.helpers import make_settings
+from tests.helpers import CharEncoder
 
 COMPONENT_KEYS = ("format", "modality", "accuracy_llm", "accuracy_embed")
 
 
-@pytest.fixture
-def service(live_service):
-    yield live_service()
+@pytest.fixture(autouse=True)
+def fresh_clients():
+    """The adapters' shared clients (one per service URL) are closed after each test."""
+    yield
     clients.reset()
 
 
@@ -167,22 +166,18 @@ def test_openrlhf_query_decoded_with_special_tokens(service, end):
     assert reply["rewards"] == [direct.json()["results"][0]["overall"]]
 
 
-def test_openrlhf_batches_across_calls(judge):
-    from tests.helpers import CharEncoder
-
+def test_openrlhf_batches_across_calls(live_service):
     encoder = CharEncoder()
-    settings = make_settings([judge.url])
-    settings.embedder.max_wait_ms = 50  # a window wide enough for concurrent calls to meet
-    with LiveServer(create_app(settings, encoder=encoder)) as service:
-        start = threading.Barrier(12)
+    service = live_service(embedder={"max_wait_ms": 50}, encoder=encoder)  # wide enough for concurrent calls to meet
+    start = threading.Barrier(12)
 
-        def one(n: int) -> int:
-            body = {"query": [f"<answer>Finding {n}</answer>"], "labels": ["<X_RAY> Mass"]}
-            start.wait()
-            return httpx.post(f"{service.url}/openrlhf/get_reward", json=body, timeout=60).status_code
+    def one(n: int) -> int:
+        body = {"query": [f"<answer>Finding {n}</answer>"], "labels": ["<X_RAY> Mass"]}
+        start.wait()
+        return httpx.post(f"{service.url}/openrlhf/get_reward", json=body, timeout=60).status_code
 
-        with ThreadPoolExecutor(max_workers=12) as pool:
-            assert set(pool.map(one, range(12))) == {200}
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        assert set(pool.map(one, range(12))) == {200}
     assert max(len(batch) for batch in encoder.batches) > 2  # texts of separate calls shared an encode
 
 
@@ -200,15 +195,13 @@ def test_slime_endpoint(service):
     ("fault", "fallback", "status", "code"),
     [(400, None, 422, "judge_rejected_input"), (500, None, 502, "unscored"), (400, -1.0, 200, None)],
 )
-def test_float_protocols_fail_or_fall_back(judge, minilm, fault, fallback, status, code):
+def test_float_protocols_fail_or_fall_back(live_service, judge, fault, fallback, status, code):
     """An item the judge refuses for good (400: its input) is a 422, which no client retries; one it failed
     on (500) a 502 `unscored`, which a trainer may retry; with a fallback, the fallback."""
-    settings = make_settings([judge.url])
-    settings.adapters = AdapterSettings(fallback=fallback)
-    with LiveServer(create_app(settings, encoder=minilm)) as service:
-        judge.failing_answers["Odd finding"] = Fault(status=fault)
-        body = {"query": ONE_FAILS, "labels": ["<X_RAY> Mass"] * 2}
-        reply = httpx.post(f"{service.url}/openrlhf/get_reward", json=body, timeout=60)
+    service = live_service(adapters={"fallback": fallback})
+    judge.failing_answers["Odd finding"] = Fault(status=fault)
+    body = {"query": ONE_FAILS, "labels": ["<X_RAY> Mass"] * 2}
+    reply = httpx.post(f"{service.url}/openrlhf/get_reward", json=body, timeout=60)
     assert reply.status_code == status
     if code is not None:
         assert reply.json()["error"]["code"] == code

@@ -8,10 +8,6 @@ import sys
 from pathlib import Path
 
 from medix_reward_tools.common import grpo_batch
-from medix_reward_tools.live import LiveServer
-
-from medix_reward.api.app import create_app
-from tests.helpers import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,16 +26,16 @@ print(easyr1.compute_score([{{"response": i["response"], "response_length": 1, "
 """
 
 
-def test_client_installs_alone_and_scores(tmp_path, judge, minilm):
+def test_client_installs_alone_and_scores(tmp_path, live_service):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, str(ROOT)], check=True)
     items = grpo_batch(prompts=1, group=3)
-    with LiveServer(create_app(make_settings([judge.url]), encoder=minilm)) as service:
-        out = subprocess.run(
-            [str(venv / "bin" / "python"), "-c", SCRIPT.format(items=items, url=service.url)],
-            check=True, capture_output=True, text=True, cwd=tmp_path,
-        )  # fmt: skip
+    service = live_service()
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", SCRIPT.format(items=items, url=service.url)],
+        check=True, capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
     count, overall, easyr1_overall = out.stdout.split()
     assert count == "3" and overall == easyr1_overall

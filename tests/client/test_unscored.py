@@ -13,15 +13,12 @@ import threading
 import httpx
 import pytest
 from medix_reward_tools.common import free_port
-from medix_reward_tools.live import LiveServer
 from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 
-from medix_reward.api.app import create_app
-from medix_reward.settings import AdapterSettings
 from medix_reward_client import APIConnectionError
 from medix_reward_client.adapters import clients, easyr1, trl, verl
 from medix_reward_client.scores import FALLBACKS, RewardUnavailable
-from tests.helpers import make_settings
+from tests.helpers import eventually
 
 TRUTH = "<X_RAY> Mass"
 ANSWERS = ("Odd finding", "Big mass")  # the judge says NO, then YES
@@ -47,7 +44,7 @@ def down(judge: ScriptedJudge, status: int = 502) -> None:
 
 @pytest.fixture
 def service(live_service):
-    yield live_service(**JUDGE)
+    yield live_service(judge=JUDGE)
     clients.reset()
 
 
@@ -167,14 +164,12 @@ def trainer_call(url: str, route: str) -> httpx.Response:
 @pytest.mark.parametrize("status", [502, 504])
 @pytest.mark.parametrize("route", ["openrlhf", "slime"])
 @pytest.mark.parametrize("fallback", [None, -1.0], ids=["no_fallback", "fallback"])
-def test_trainer_endpoints_when_every_judge_call_fails(judge, minilm, route, status, fallback):
-    settings = make_settings([judge.url], **JUDGE)
-    settings.adapters = AdapterSettings(fallback=fallback)
+def test_trainer_endpoints_when_every_judge_call_fails(live_service, judge, route, status, fallback):
     down(judge, status)
-    with LiveServer(create_app(settings, encoder=minilm)) as server:
-        reply = trainer_call(server.url, route)
-        metrics = httpx.get(f"{server.url}/metrics").text
-        plain = httpx.post(f"{server.url}/reward", json={"items": [{"response": RESPONSES[0], "ground_truth": TRUTH}]})
+    server = live_service(judge=JUDGE, adapters={"fallback": fallback})
+    reply = trainer_call(server.url, route)
+    metrics = httpx.get(f"{server.url}/metrics").text
+    plain = httpx.post(f"{server.url}/reward", json={"items": [{"response": RESPONSES[0], "ground_truth": TRUTH}]})
     assert plain.status_code == status  # /reward keeps the judge's own status
     counted = f'medix_reward_fallbacks_total{{route="{route}"}}'
     if fallback is None:
@@ -197,22 +192,25 @@ def test_trainer_endpoints_when_every_judge_call_fails(judge, minilm, route, sta
 # Retries: a budget in time, each wait logged
 
 
-def test_adapters_wait_out_a_service_restart(judge, minilm, caplog):
+def test_adapters_wait_out_a_service_restart(live_service, caplog):
     caplog.set_level(logging.WARNING, logger="medix_reward_client")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with pytest.raises(APIConnectionError):  # nothing listens, and the budget is short
         verl.compute_score("medix", RESPONSES[1], TRUTH, url=url, retry_budget_s=0.5)
     assert "giving up after" in caplog.text
-    server = LiveServer(create_app(make_settings([judge.url]), encoder=minilm), port=port)
-    starter = threading.Timer(2.0, server.__enter__)
-    starter.start()
+    caplog.clear()
+    scores: dict[str, float] = {}
+    trainer = threading.Thread(
+        target=lambda: scores.update(verl.compute_score("medix", RESPONSES[1], TRUTH, url=url, retry_budget_s=60))
+    )
+    trainer.start()
     try:
-        scores = verl.compute_score("medix", RESPONSES[1], TRUTH, url=url, retry_budget_s=60)
+        eventually(lambda: "retrying in" in caplog.text, what="the adapter waiting for the service")
+        live_service(port=port)  # the service comes back while the adapter waits
     finally:
-        starter.join()
-        server.__exit__()
+        trainer.join()
         clients.reset()
     assert scores["accuracy_llm"] == 1.0
     waits = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
-    assert waits and all("ConnectError" in w and "of a 60 s retry budget" in w for w in waits[-2:])
+    assert waits and all("ConnectError" in w and "of a 60 s retry budget" in w for w in waits)

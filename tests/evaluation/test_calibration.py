@@ -98,7 +98,7 @@ def test_a_bad_template_file_refuses_to_start(tmp_path):
     path = tmp_path / "binary.txt"
     path.write_text("Question {question}, truth {truth}, answer {response}")
     with pytest.raises(ValueError, match=r"binary.txt: unknown placeholder \{truth\}"):
-        make_settings(["http://127.0.0.1:9/v1"]).model_copy(update={"evaluate": EvaluateSettings(binary_template=path)})
+        make_settings(["http://127.0.0.1:9/v1"], evaluate={"binary_template": path})
 
 
 def test_the_reference_prompt_example_is_a_valid_template():
@@ -145,7 +145,7 @@ def test_a_judge_grading_correctly_passes_calibration_and_the_response_says_so(s
 
 
 def test_a_judge_down_during_calibration_fails_the_request_and_is_calibrated_again(live_service, judge):
-    service = live_service(max_retries=0)
+    service = live_service(judge={"max_retries": 0})
     judge.failing_truths["Naloxone"] = Fault(status=503)  # a calibration item's reference
     reply = evaluate(service, [OPEN])
     assert reply.status_code == 502 and reply.json()["error"]["code"] == "judge_http_error"
@@ -212,52 +212,44 @@ def template_files(tmp_path):
     return {f"{role}_template": tmp_path / f"{role}.txt" for role in files}
 
 
-def test_user_templates_are_sent_exactly_as_rendered_and_named(live_service, template_files, minilm):
-    judge = ScriptedJudge(read_evaluation=read_test_layout).start()
-    try:
-        settings = make_settings([judge.url]).model_copy(update={"evaluate": EvaluateSettings(**template_files)})
-        service = live_service(settings=settings)
-        question, reference = "Is there a {fracture}?", 'yes "quoted" <<<x>>>'
-        answer = "Yes, a\nfracture {0}"
-        graded = {"question": "Summarise.", "reference": "Small effusion.", "response": "Small effusion.",
-                  "task": "mimic_cxr_report_generation"}  # fmt: skip
-        reply = evaluate(service, [{"question": question, "reference": reference, "response": answer,
-                                    "task": "rad_vqa"}, graded], rounds=2)  # fmt: skip
-        assert reply.status_code == 200, reply.text
-        body = reply.json()
-        sent = [b["messages"] for b in judge.bodies if answer in b["messages"][0]["content"]]
-        first = f"Q={question}\nREF={reference}\nANS={answer}\n"
-        assert len(sent) == 2 and sent[0][0]["content"] in [first + f + " /no_think" for f in BINARY_FORMATS]
-        order = next(f for f in BINARY_FORMATS if sent[0][0]["content"].endswith(f + " /no_think"))
-        assert sent[1] == [sent[0][0], {"role": "assistant", "content": '{"score": 0}'},
-                           {"role": "user", "content": f"Look again. {order}"}]  # fmt: skip
-        (graded_first,) = {b["messages"][0]["content"] for b in judge.bodies if "G=Small effusion." in
-                           b["messages"][0]["content"]}  # fmt: skip
-        assert graded_first == ('Grade from 0 to 5.\nI=Summarise.|R=Small effusion.|G=Small effusion.|\n'
-                                'Answer ```{"score": <score>}```')  # fmt: skip
-        assert [r["score"] for r in body["results"]] == [0.0, 5.0]  # same_meaning: no containment
-        sha = {role: hashlib.sha256(path.read_bytes()).hexdigest()[:12] for role, path in template_files.items()}
-        assert body["templates"] == {role: f"{role}.txt sha256:{sha[f'{role}_template']}" for role in
-                                     ("binary", "graded", "recheck")}  # fmt: skip
-        binary, graded_calibration = body["calibration"]
-        assert binary["order_flips"] == 0.0 and graded_calibration["order_flips"] is None  # no {reply_format}
-        assert graded_calibration["passed"]
-        # Calibration items went through the same templates.
-        known = [b for b in judge.bodies if b["messages"][0]["content"].startswith("Q=How many kidneys are seen?")]
-        assert known and all(b["messages"][0]["content"].endswith(" /no_think") for b in known)
-    finally:
-        judge.stop()
+def test_user_templates_are_sent_exactly_as_rendered_and_named(live_service, judge, template_files):
+    judge.read_evaluation = read_test_layout
+    service = live_service(evaluate=template_files)
+    question, reference = "Is there a {fracture}?", 'yes "quoted" <<<x>>>'
+    answer = "Yes, a\nfracture {0}"
+    graded = {"question": "Summarise.", "reference": "Small effusion.", "response": "Small effusion.",
+              "task": "mimic_cxr_report_generation"}  # fmt: skip
+    reply = evaluate(service, [{"question": question, "reference": reference, "response": answer,
+                                "task": "rad_vqa"}, graded], rounds=2)  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    sent = [b["messages"] for b in judge.bodies if answer in b["messages"][0]["content"]]
+    first = f"Q={question}\nREF={reference}\nANS={answer}\n"
+    assert len(sent) == 2 and sent[0][0]["content"] in [first + f + " /no_think" for f in BINARY_FORMATS]
+    order = next(f for f in BINARY_FORMATS if sent[0][0]["content"].endswith(f + " /no_think"))
+    assert sent[1] == [sent[0][0], {"role": "assistant", "content": '{"score": 0}'},
+                       {"role": "user", "content": f"Look again. {order}"}]  # fmt: skip
+    (graded_first,) = {b["messages"][0]["content"] for b in judge.bodies if "G=Small effusion." in
+                       b["messages"][0]["content"]}  # fmt: skip
+    assert graded_first == ('Grade from 0 to 5.\nI=Summarise.|R=Small effusion.|G=Small effusion.|\n'
+                            'Answer ```{"score": <score>}```')  # fmt: skip
+    assert [r["score"] for r in body["results"]] == [0.0, 5.0]  # same_meaning: no containment
+    sha = {role: hashlib.sha256(path.read_bytes()).hexdigest()[:12] for role, path in template_files.items()}
+    assert body["templates"] == {role: f"{role}.txt sha256:{sha[f'{role}_template']}" for role in
+                                 ("binary", "graded", "recheck")}  # fmt: skip
+    binary, graded_calibration = body["calibration"]
+    assert binary["order_flips"] == 0.0 and graded_calibration["order_flips"] is None  # no {reply_format}
+    assert graded_calibration["passed"]
+    # Calibration items went through the same templates.
+    known = [b for b in judge.bodies if b["messages"][0]["content"].startswith("Q=How many kidneys are seen?")]
+    assert known and all(b["messages"][0]["content"].endswith(" /no_think") for b in known)
 
 
-def test_an_unreadable_reply_under_a_user_template_fails_the_sample_never_zero(live_service, template_files):
-    judge = ScriptedJudge(read_evaluation=read_test_layout).start()
-    try:
-        judge.evaluation_replies["Maybe"] = ["I would say it is right", "score = 1"]
-        settings = make_settings([judge.url]).model_copy(update={"evaluate": EvaluateSettings(**template_files)})
-        result = evaluate(live_service(settings=settings), [{**OPEN, "response": "Maybe"}]).json()["results"][0]
-        assert result["score"] is None and result["error"]["code"] == "judge_unparseable"
-    finally:
-        judge.stop()
+def test_an_unreadable_reply_under_a_user_template_fails_the_sample_never_zero(live_service, judge, template_files):
+    judge.read_evaluation = read_test_layout
+    judge.evaluation_replies["Maybe"] = ["I would say it is right", "score = 1"]
+    result = evaluate(live_service(evaluate=template_files), [{**OPEN, "response": "Maybe"}]).json()["results"][0]
+    assert result["score"] is None and result["error"]["code"] == "judge_unparseable"
 
 
 # -- the reward judge's check -------------------------------------------------------------------------------

@@ -235,7 +235,7 @@ def test_a_judge_failing_on_one_sample_fails_that_sample(service, judge):
 
 
 def test_a_judge_that_is_down_fails_the_request(live_service, judge):
-    service = live_service(max_retries=0)
+    service = live_service(judge={"max_retries": 0})
     judge.down = Fault(status=503)  # every call and every probe
     reply = evaluate(service, [item("Naloxone, an antagonist")])
     assert reply.status_code == 502 and reply.json()["error"]["code"] == "judge_http_error"
@@ -244,7 +244,7 @@ def test_a_judge_that_is_down_fails_the_request(live_service, judge):
 def test_a_one_sample_request_whose_sample_fails_is_200_while_the_judge_is_healthy(live_service, judge):
     # As /reward: every call of a one-sample request failing is what one bad sample looks like; the judge answers
     # its probes, so the sample is null with its reason, and the request is not a 502 that clients retry.
-    service = live_service(max_retries=0)
+    service = live_service(judge={"max_retries": 0})
     judge.failing_answers["Naloxone, an antagonist"] = Fault(status=500)
     reply = evaluate(service, [item("Naloxone, an antagonist")])
     assert reply.status_code == 200, reply.text
@@ -259,12 +259,8 @@ def test_an_unknown_task_without_a_kind_is_the_callers_error(service):
     assert reply.json()["error"]["param"] == "items[1].kind" and reply.json()["error"]["code"] == "unknown_task"
 
 
-def test_admission_limits_apply(live_service, judge):
-    from tests.helpers import make_settings
-
-    settings = make_settings([judge.url])
-    service = live_service(settings=settings.model_copy(update={"limits": settings.limits.model_copy(
-        update={"max_response_chars": 10})}))  # fmt: skip
+def test_admission_limits_apply(live_service):
+    service = live_service(limits={"max_response_chars": 10})
     reply = evaluate(service, [item("B" * 11)])
     assert reply.status_code == 422
     assert reply.json()["error"] | {"message": ""} == {
@@ -272,14 +268,12 @@ def test_admission_limits_apply(live_service, judge):
     }  # fmt: skip
 
 
-def test_a_task_table_file_extends_the_kinds(tmp_path, live_service, judge):
+def test_a_task_table_file_extends_the_kinds(tmp_path, live_service):
     from medix_reward.settings import EvaluateSettings
-    from tests.helpers import make_settings
 
     table = tmp_path / "tasks.json"
     table.write_text(json.dumps({"my_reports": "graded"}))
-    settings = make_settings([judge.url]).model_copy(update={"evaluate": EvaluateSettings(tasks_file=table)})
-    reply = evaluate(live_service(settings=settings), [item("x y", reference="x y z", task="my_reports")])
+    reply = evaluate(live_service(evaluate={"tasks_file": table}), [item("x y", reference="x y z", task="my_reports")])
     assert reply.json()["results"][0]["kind"] == "graded"
     table.write_text(json.dumps({"my_reports": "ordinal"}))
     with pytest.raises(ValueError, match=r"binary\|graded"):

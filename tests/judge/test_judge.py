@@ -23,12 +23,14 @@ def chat_reply(content: str, **choice: object) -> httpx.Response:
 
 
 class Scripted:
-    """A transport handler that serves queued responses (or raises queued errors), then YES."""
+    """A transport handler that serves queued responses (or raises queued errors), then YES; with a `gate`, each
+    call waits at the judge until the gate is set."""
 
-    def __init__(self, *script: httpx.Response | Exception, latency_s: float = 0.0):
+    def __init__(self, *script: httpx.Response | Exception, latency_s: float = 0.0, gate: asyncio.Event | None = None):
         self.script = list(script)
         self.requests: list[httpx.Request] = []
         self.latency_s = latency_s
+        self.gate = gate
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -37,6 +39,8 @@ class Scripted:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.gate is not None:
+                await self.gate.wait()
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             step = self.script.pop(0) if self.script else chat_reply("YES")
@@ -235,15 +239,20 @@ def test_logprobs_give_p_yes():
 def test_a_waiter_is_not_failed_by_the_owner_request_going_away():
     """Two requests want the same pair; the first one's client disconnects (its task is cancelled).
     The second still gets a verdict, by making the call itself, not a made-up error."""
-    handler = Scripted(latency_s=0.05)
+    handler = Scripted(gate=asyncio.Event())  # the owner's call stays at the judge until the gate opens
 
     async def two(client: JudgeClient):
         owner = asyncio.ensure_future(client.verdict("A b", "C d", JudgeStats()))
-        await asyncio.sleep(0.01)
+        while not handler.requests:
+            await asyncio.sleep(0)
         waiter_stats = JudgeStats()
         waiter = asyncio.ensure_future(client.verdict("A b", "C d", waiter_stats))
-        await asyncio.sleep(0.01)
+        for _ in range(10):  # no I/O on the way: the waiter reaches the owner's call and waits on it
+            await asyncio.sleep(0)
+        assert len(handler.requests) == 1  # it shares the owner's call rather than making its own
         owner.cancel()
+        await asyncio.sleep(0)
+        handler.gate.set()
         return await waiter, waiter_stats
 
     (verdict, stats), _ = run(handler, two)
@@ -331,7 +340,7 @@ def test_readiness_probe_is_not_queued_behind_a_full_pool_of_slow_calls():
             client = JudgeClient(settings, transport)
             try:
                 calls = [asyncio.ensure_future(client.verdict(f"a{i}", "t", JudgeStats())) for i in range(4)]
-                await asyncio.sleep(0.5)  # all four connections busy
+                assert await asyncio.to_thread(judge.wait_in_flight, 4, 20.0)  # all four connections busy
                 reachable = await client.reachable()
                 await asyncio.gather(*calls)
                 return reachable

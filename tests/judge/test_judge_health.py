@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 import httpx
 import pytest
 from medix_reward_tools.live import LiveServer
 from medix_reward_tools.scripted_judge import Fault, ScriptedJudge
 
-from medix_reward.api.app import create_app
 from medix_reward.judge.client import JudgeClient, open_judge_transport
 from medix_reward.judge.health import Breaker, State
 from medix_reward.judge.types import JudgeError, JudgeStats
 from medix_reward.settings import JudgeHealthSettings, JudgeSettings
-from tests.helpers import make_settings
+from tests.helpers import eventually
 
 HEALTH = JudgeHealthSettings(window_s=10, min_failures=3, failure_ratio=0.5, probe_interval_s=0.05)
 
@@ -165,38 +163,33 @@ def breaker_state(service: LiveServer, url: str) -> float:
     return float(match.group(1))
 
 
-def test_one_item_request_whose_item_fails_is_200_with_the_item_null(minilm):
-    judge = ScriptedJudge(failing_answers={"Bad sample": Fault(status=500)})
-    with judge, LiveServer(create_app(make_settings([judge.url], max_retries=3), encoder=minilm)) as service:
-        for _ in range(3):
-            reply = httpx.post(f"{service.url}/reward", json={"items": [ITEM]}, timeout=30)
-            assert reply.status_code == 200, reply.text
-            (result,) = reply.json()["results"]
-            assert result["overall"] is None and result["errors"]["accuracy_llm"]["code"] == "judge_http_error"
-        assert breaker_state(service, judge.url) == 0  # closed
-        ready = httpx.get(f"{service.url}/ready")
-        assert ready.status_code == 200 and ready.json()["judge_replicas"] == {judge.url: "closed"}
+def test_one_item_request_whose_item_fails_is_200_with_the_item_null(live_service, judge):
+    judge.failing_answers["Bad sample"] = Fault(status=500)
+    service = live_service(judge={"max_retries": 3})
+    for _ in range(3):
+        reply = httpx.post(f"{service.url}/reward", json={"items": [ITEM]}, timeout=30)
+        assert reply.status_code == 200, reply.text
+        (result,) = reply.json()["results"]
+        assert result["overall"] is None and result["errors"]["accuracy_llm"]["code"] == "judge_http_error"
+    assert breaker_state(service, judge.url) == 0  # closed
+    ready = httpx.get(f"{service.url}/ready")
+    assert ready.status_code == 200 and ready.json()["judge_replicas"] == {judge.url: "closed"}
 
 
 @pytest.mark.parametrize(("fault", "status", "code"), [(Fault(500), 502, "judge_http_error"),
                                                         (Fault(kind="hang"), 504, "judge_timeout")])  # fmt: skip
-def test_a_judge_that_is_down_is_502_or_504_until_it_comes_back(minilm, fault, status, code):
-    with ScriptedJudge() as judge:
-        health = {"probe_interval_s": 0.2, "probe_timeout_s": 0.3}
-        settings = make_settings([judge.url], max_retries=1, timeout_s=0.3, health=health)
-        with LiveServer(create_app(settings, encoder=minilm)) as service:
-            judge.down = fault
-            for _ in range(2):  # the first finds it down; the second is refused at once
-                reply = httpx.post(f"{service.url}/reward", json={"items": [GOOD]}, timeout=30)
-                assert reply.status_code == status and reply.json()["error"]["code"] == code, reply.text
-            calls = len(judge.calls)
-            assert calls == 2 and breaker_state(service, judge.url) == 2  # open: the second sent nothing
-            judge.down = None
-            # Used again within the probe interval: wait (bounded) for the probe loop to half-open the breaker.
-            for _ in range(200):
-                if breaker_state(service, judge.url) != 2:
-                    break
-                time.sleep(0.05)
-            reply = httpx.post(f"{service.url}/reward", json={"items": [GOOD]}, timeout=30)
-            assert reply.status_code == 200 and reply.json()["results"][0]["overall"] is not None
-            assert breaker_state(service, judge.url) == 0
+def test_a_judge_that_is_down_is_502_or_504_until_it_comes_back(live_service, judge, fault, status, code):
+    health = {"probe_interval_s": 0.2, "probe_timeout_s": 0.3}
+    service = live_service(judge={"max_retries": 1, "timeout_s": 0.3, "health": health})
+    judge.down = fault
+    for _ in range(2):  # the first finds it down; the second is refused at once
+        reply = httpx.post(f"{service.url}/reward", json={"items": [GOOD]}, timeout=30)
+        assert reply.status_code == status and reply.json()["error"]["code"] == code, reply.text
+    calls = len(judge.calls)
+    assert calls == 2 and breaker_state(service, judge.url) == 2  # open: the second sent nothing
+    judge.down = None
+    # Used again within the probe interval: wait (bounded) for the probe loop to half-open the breaker.
+    eventually(lambda: breaker_state(service, judge.url) != 2, what="the probe half-opening the breaker")
+    reply = httpx.post(f"{service.url}/reward", json={"items": [GOOD]}, timeout=30)
+    assert reply.status_code == 200 and reply.json()["results"][0]["overall"] is not None
+    assert breaker_state(service, judge.url) == 0

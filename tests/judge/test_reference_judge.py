@@ -12,12 +12,10 @@ import json
 import httpx
 import pytest
 from medix_reward_tools.integrity import load_corpus
-from medix_reward_tools.live import LiveServer
 from medix_reward_tools.parity import markdown, run_parity
 from medix_reward_tools.reference import reference_pair, reference_request
 from medix_reward_tools.scripted_judge import ScriptedJudge, read_pair
 
-from medix_reward.api.app import create_app
 from medix_reward.judge.client import JudgeClient
 from medix_reward.judge.prompts import REFERENCE_PROMPT_VERSION, STRICT_PROMPT_VERSION, JudgeAsk, judge_messages
 from medix_reward.judge.types import JudgeStats
@@ -78,11 +76,11 @@ AWKWARD_ITEMS = [
 ]
 
 
-def test_reward_under_medix_r1_sends_the_judge_the_reference_request(judge: ScriptedJudge):
+def test_reward_under_medix_r1_sends_the_judge_the_reference_request(live_service, judge: ScriptedJudge):
     settings = make_settings([judge.url])
     items = [{"response": response, "ground_truth": truth} for response, truth in AWKWARD_ITEMS]
-    with LiveServer(create_app(settings, encoder=CharEncoder())) as service:
-        reply = httpx.post(f"{service.url}/reward", json={"items": items}, timeout=60)
+    service = live_service(settings, encoder=CharEncoder())
+    reply = httpx.post(f"{service.url}/reward", json={"items": items}, timeout=60)
     assert reply.status_code == 200, reply.text
     assert reply.json()["preset"] == "medix-r1"
     pairs = [pair for response, truth in AWKWARD_ITEMS if (pair := reference_pair(response, truth)) is not None]

@@ -14,11 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from medix_reward_tools.common import bind_loopback, distinct_items, grpo_batch
-from medix_reward_tools.live import LiveServer
 from medix_reward_tools.scripted_judge import ScriptedJudge
 
-from medix_reward.api.app import create_app
-from medix_reward.embedding.backends import SentenceTransformerEncoder
 from medix_reward.settings import CacheSettings, Settings
 from medix_reward_client import RewardClient
 from tests.helpers import RedisServer, make_settings
@@ -35,9 +32,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 def cached_settings(judge: ScriptedJudge, redis_url: str, **cache: object) -> Settings:
     """A generous command timeout (a loaded CI machine), unless the test is about timeouts."""
-    settings = make_settings([judge.url])
-    settings.cache = CacheSettings(redis_url=redis_url, **{"timeout_s": 2.0, **cache})
-    return settings
+    return make_settings([judge.url], cache={"redis_url": redis_url, "timeout_s": 2.0, **cache})
 
 
 def metric(base_url: str, name: str, **labels: str) -> float:
@@ -52,57 +47,51 @@ def scores(response: dict) -> list[dict]:
 
 
 def test_a_verdict_judged_by_one_service_is_a_hit_on_another_and_after_a_restart(
-    judge: ScriptedJudge, minilm: SentenceTransformerEncoder, redis_server: RedisServer
+    live_service, judge: ScriptedJudge, redis_server: RedisServer
 ):
     settings = cached_settings(judge, redis_server.url)
     body = {"items": grpo_batch(prompts=3, group=8)}
-    with LiveServer(create_app(settings, encoder=minilm)) as a, LiveServer(create_app(settings, encoder=minilm)) as b:
-        first = httpx.post(f"{a.url}/reward", json=body).json()
-        pairs = first["usage"]["judge_pairs"]
-        assert pairs > 0 and len(judge.calls) == first["usage"]["judge_calls"] == pairs
+    a, b = live_service(settings), live_service(settings)
+    first = httpx.post(f"{a.url}/reward", json=body).json()
+    pairs = first["usage"]["judge_pairs"]
+    assert pairs > 0 and len(judge.calls) == first["usage"]["judge_calls"] == pairs
 
-        second = httpx.post(f"{b.url}/reward", json=body).json()
-        assert len(judge.calls) == pairs, "service B asked the judge again"
-        assert second["usage"]["judge_calls"] == 0 and second["usage"]["judge_cache_hits"] == pairs
-        assert scores(second) == scores(first)
-        assert metric(b.url, "medix_reward_shared_cache_lookups_total", result="hit") == pairs
-        assert metric(a.url, "medix_reward_shared_cache_lookups_total", result="miss") == pairs
+    second = httpx.post(f"{b.url}/reward", json=body).json()
+    assert len(judge.calls) == pairs, "service B asked the judge again"
+    assert second["usage"]["judge_calls"] == 0 and second["usage"]["judge_cache_hits"] == pairs
+    assert scores(second) == scores(first)
+    assert metric(b.url, "medix_reward_shared_cache_lookups_total", result="hit") == pairs
+    assert metric(a.url, "medix_reward_shared_cache_lookups_total", result="miss") == pairs
+    a.__exit__()
+    b.__exit__()
 
-    with LiveServer(create_app(settings, encoder=minilm)) as restarted:
-        third = httpx.post(f"{restarted.url}/reward", json=body).json()
+    restarted = live_service(settings)
+    third = httpx.post(f"{restarted.url}/reward", json=body).json()
     assert len(judge.calls) == pairs and third["usage"]["judge_cache_hits"] == pairs
     assert scores(third) == scores(first)
 
 
-def test_keys_separate_judge_models_and_prompts(
-    judge: ScriptedJudge, minilm: SentenceTransformerEncoder, redis_server: RedisServer
-):
+def test_keys_separate_judge_models_and_prompts(live_service, judge: ScriptedJudge, redis_server: RedisServer):
     """A verdict is shared only with a service that would have asked the same judge the same question."""
     body = {"items": distinct_items(4)}
     reference = cached_settings(judge, redis_server.url)
-    other_model = cached_settings(judge, redis_server.url)
-    other_model.judge.model = "another-judge"
-    with (
-        LiveServer(create_app(reference, encoder=minilm)) as a,
-        LiveServer(create_app(other_model, encoder=minilm)) as b,
-    ):
-        httpx.post(f"{a.url}/reward", json=body).raise_for_status()
-        httpx.post(f"{b.url}/reward", json=body).raise_for_status()
-        assert len(judge.calls) == 8
-        hardened = {**body, "options": {"preset": "hardened"}}  # medix-judge-v2: another prompt, other keys
-        assert httpx.post(f"{a.url}/reward", json=hardened).json()["usage"]["judge_calls"] > 0
+    a, b = live_service(reference), live_service(reference, judge={"model": "another-judge"})
+    httpx.post(f"{a.url}/reward", json=body).raise_for_status()
+    httpx.post(f"{b.url}/reward", json=body).raise_for_status()
+    assert len(judge.calls) == 8
+    hardened = {**body, "options": {"preset": "hardened"}}  # medix-judge-v2: another prompt, other keys
+    assert httpx.post(f"{a.url}/reward", json=hardened).json()["usage"]["judge_calls"] > 0
 
 
-def test_redis_killed_mid_load_loses_no_request(
-    judge: ScriptedJudge, minilm: SentenceTransformerEncoder, redis_server: RedisServer
-):
+def test_redis_killed_mid_load_loses_no_request(live_service, judge: ScriptedJudge, redis_server: RedisServer):
     settings = cached_settings(judge, redis_server.url, retry_s=0.2)
     batches = [distinct_items(8 * (n + 1))[8 * n :] for n in range(24)]  # each request: 8 pairs of its own
     done, killed = threading.Event(), threading.Event()
     finished = 0
     lock = threading.Lock()
 
-    with LiveServer(create_app(settings, encoder=minilm)) as service, RewardClient(service.url) as client:
+    service = live_service(settings)
+    with RewardClient(service.url) as client:
 
         def score(items: list[dict]) -> list[float | None]:
             nonlocal finished
@@ -147,15 +136,13 @@ def test_redis_killed_mid_load_loses_no_request(
             if stored:
                 break
         assert stored, "the service never stored a whole request's verdicts in Redis again"
-    with LiveServer(create_app(settings, encoder=minilm)) as other:
-        calls = len(judge.calls)
-        probe = httpx.post(f"{other.url}/reward", json={"items": fresh}).json()
-        assert probe["usage"]["judge_cache_hits"] == 10 and len(judge.calls) == calls
+    other = live_service(settings)
+    calls = len(judge.calls)
+    probe = httpx.post(f"{other.url}/reward", json={"items": fresh}).json()
+    assert probe["usage"]["judge_cache_hits"] == 10 and len(judge.calls) == calls
 
 
-def test_a_redis_that_never_answers_times_out_and_scoring_goes_on(
-    judge: ScriptedJudge, minilm: SentenceTransformerEncoder
-):
+def test_a_redis_that_never_answers_times_out_and_scoring_goes_on(live_service, judge: ScriptedJudge):
     """A listener that accepts and never replies (a hung Redis): each command gives up after timeout_s."""
     with bind_loopback() as sock:
         sock.listen(64)
@@ -175,14 +162,14 @@ def test_a_redis_that_never_answers_times_out_and_scoring_goes_on(
         port = sock.getsockname()[1]
         settings = cached_settings(judge, f"redis://127.0.0.1:{port}/0", timeout_s=0.05, retry_s=60)
         try:
-            with LiveServer(create_app(settings, encoder=minilm)) as service:
-                response = httpx.post(f"{service.url}/reward", json={"items": distinct_items(6)}).json()
-                assert [r["overall"] is not None for r in response["results"]] == [True] * 6
-                assert metric(service.url, "medix_reward_shared_cache_errors_total", op="get") >= 1
-                # Within retry_s Redis is skipped: no more waits, counted as skipped.
-                httpx.post(f"{service.url}/reward", json={"items": distinct_items(12)[6:]}).raise_for_status()
-                assert metric(service.url, "medix_reward_shared_cache_lookups_total", result="skipped") >= 6
-                assert httpx.get(f"{service.url}/ready").status_code == 200
+            service = live_service(settings)
+            response = httpx.post(f"{service.url}/reward", json={"items": distinct_items(6)}).json()
+            assert [r["overall"] is not None for r in response["results"]] == [True] * 6
+            assert metric(service.url, "medix_reward_shared_cache_errors_total", op="get") >= 1
+            # Within retry_s Redis is skipped: no more waits, counted as skipped.
+            httpx.post(f"{service.url}/reward", json={"items": distinct_items(12)[6:]}).raise_for_status()
+            assert metric(service.url, "medix_reward_shared_cache_lookups_total", result="skipped") >= 6
+            assert httpx.get(f"{service.url}/ready").status_code == 200
         finally:
             stop.set()
             acceptor.join()

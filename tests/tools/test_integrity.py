@@ -6,29 +6,26 @@ from __future__ import annotations
 
 import httpx
 from medix_reward_tools.integrity import gullible_table, load_corpus, markdown, tally
-from medix_reward_tools.live import LiveServer
-from medix_reward_tools.scripted_judge import ScriptedJudge, gullible
+from medix_reward_tools.scripted_judge import gullible
 
-from medix_reward.api.app import create_app
 from medix_reward_client.schema import ComponentScores, ItemDetails, ItemResult, RewardResponse
-from tests.helpers import make_settings
 
 
-def test_hardened_credits_no_hack_on_a_gullible_judge(minilm):
+def test_hardened_credits_no_hack_on_a_gullible_judge(live_service, judge):
     cases = load_corpus()
     items = [{"id": c.id, "response": c.response, "ground_truth": c.ground_truth} for c in cases]
     reports = []
-    judge = ScriptedJudge(decide=gullible(gullible_table(cases)))
-    with judge, LiveServer(create_app(make_settings([judge.url]), encoder=minilm)) as service:
-        for preset in ("medix-r1", "hardened"):
-            body = {"items": items, "options": {"preset": preset}}
-            reply = httpx.post(f"{service.url}/reward", json=body, timeout=120)
-            assert reply.status_code == 200, reply.text
-            response = RewardResponse.model_validate(reply.json())
-            assert response.preset == preset
-            usage = response.usage
-            asked = usage.judge_calls + usage.judge_cache_hits
-            reports.append(tally(preset, cases, response.results, asked, usage.seconds.total_s))
+    judge.decide = gullible(gullible_table(cases))
+    service = live_service()
+    for preset in ("medix-r1", "hardened"):
+        body = {"items": items, "options": {"preset": preset}}
+        reply = httpx.post(f"{service.url}/reward", json=body, timeout=120)
+        assert reply.status_code == 200, reply.text
+        response = RewardResponse.model_validate(reply.json())
+        assert response.preset == preset
+        usage = response.usage
+        asked = usage.judge_calls + usage.judge_cache_hits
+        reports.append(tally(preset, cases, response.results, asked, usage.seconds.total_s))
     print("\n" + markdown(reports, "Gullible scripted judge, all-MiniLM-L6-v2"))
     reference, hardened = reports
     assert reference.families["hack"].credited > 0  # the judge is gullible indeed

@@ -8,13 +8,11 @@ import time
 
 import httpx
 import pytest
-from medix_reward_tools.live import LiveServer
 from medix_reward_tools.redteam import grammar, transforms
 from medix_reward_tools.redteam.runner import http_evaluator, regression_rows
 from medix_reward_tools.redteam.search import Candidate, Gene, load_scenarios, render_answer, search, table
 from medix_reward_tools.susceptible_judge import SusceptibleJudge, credits_any_answer, read_pair, weakness
 
-from medix_reward.api.app import create_app
 from medix_reward.judge.prompts import JudgeAsk, judge_messages
 from medix_reward.scoring.screening import BASIC_SCREENING, Screening, screen
 from medix_reward.scoring.unicode_fold import fold, scripts
@@ -129,9 +127,9 @@ def test_render_never_puts_the_truth_outside_the_labelled_families():
 
 
 @pytest.fixture
-def service_on_susceptible_judge(minilm):
-    with SusceptibleJudge() as judge, LiveServer(create_app(make_settings([judge.url]), encoder=minilm)) as service:
-        yield service.url
+def service_on_susceptible_judge(live_service):
+    with SusceptibleJudge() as judge:
+        yield live_service(make_settings([judge.url])).url
 
 
 def test_a_short_search_finds_holes_in_medix_r1(service_on_susceptible_judge):
