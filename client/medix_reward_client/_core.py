@@ -5,7 +5,6 @@ and `AsyncRewardClient` differ only in how they send and how they sleep."""
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
 import uuid
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from medix_reward_client._retry import backoff_delay
 from medix_reward_client.groups import group_stats
 from medix_reward_client.schema import (
     RewardItem,
@@ -198,17 +198,12 @@ def should_retry(attempt: int, max_retries: int | None, status: int | None, body
 
 
 def retry_delay(attempt: int, retry_after: str | None, config: ClientConfig, jitter: float | None = None) -> float:
-    """Capped exponential backoff with full jitter; a server's Retry-After (seconds) is a floor."""
+    """Capped exponential backoff with full jitter; a server's Retry-After (seconds) is a floor (_retry.py)."""
     share = random.random() if jitter is None else jitter
-    delay = share * min(config.backoff_max, config.backoff_base * 2**attempt)
-    if retry_after is not None:
-        try:
-            seconds = float(retry_after)
-        except ValueError:
-            seconds = math.nan
-        if math.isfinite(seconds) and seconds >= 0:
-            delay = max(delay, min(seconds, config.backoff_max * 4))
-    return delay
+    return backoff_delay(
+        attempt, base=config.backoff_base, cap=config.backoff_max, jitter=share, retry_after=retry_after,
+        retry_after_cap=config.backoff_max * 4,
+    )  # fmt: skip
 
 
 def merge(responses: Sequence[RewardResponse]) -> RewardResponse:

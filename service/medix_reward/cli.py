@@ -8,16 +8,19 @@ import argparse
 import sys
 from pathlib import Path
 
-# Light (stdlib and httpx), and its names build the `judge` subcommand; heavier modules load in their handlers.
-from medix_reward.devtools.judge_stack import DEFAULT_HOME, MODELS, JudgeStack
+# Tooling (medix_reward_tools: benchmarks, soak, scripted and local judges) is imported inside its subcommands'
+# handlers, so serving never imports it.
 
 
 def _serve(args: argparse.Namespace) -> None:
+    from medix_reward.memory import limit_arenas
+
+    limit_arenas()  # before the threads that would each get an arena of their own
     import uvicorn
 
-    from medix_reward.app import create_app
-    from medix_reward.connections import server_options
-    from medix_reward.observability import configure_logging
+    from medix_reward.api.app import create_app
+    from medix_reward.api.connections import server_options
+    from medix_reward.api.observability import configure_logging
     from medix_reward.settings import Settings
 
     settings = Settings()
@@ -44,7 +47,7 @@ def _ray_serve(args: argparse.Namespace) -> None:
 
 
 def _openapi(args: argparse.Namespace) -> None:
-    from medix_reward.app import openapi_yaml
+    from medix_reward.api.app import openapi_yaml
 
     text = openapi_yaml()
     if args.output == "-":
@@ -53,10 +56,16 @@ def _openapi(args: argparse.Namespace) -> None:
         Path(args.output).write_text(text, encoding="utf-8")
 
 
+def _docs(args: argparse.Namespace) -> None:
+    from medix_reward_tools.gendocs import main as docs_main
+
+    sys.exit(docs_main(Path(args.root), check=args.check))
+
+
 def _scripted_judge(args: argparse.Namespace) -> None:
     import time
 
-    from medix_reward.devtools.scripted_judge import ScriptedJudge
+    from medix_reward_tools.scripted_judge import ScriptedJudge
 
     judge = ScriptedJudge(latency_s=args.latency_ms / 1000, capacity=args.capacity).start(args.port)
     print(f"scripted judge (a test stand-in, not a model) on {judge.url}", flush=True)
@@ -112,7 +121,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _soak(args: argparse.Namespace) -> None:
-    from medix_reward.devtools.soak import run_soak
+    from medix_reward_tools.soak import run_soak
 
     report = run_soak(seconds=args.seconds, clients=args.clients, batch_size=args.batch_size)
     print(report.table())
@@ -121,13 +130,13 @@ def _soak(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from medix_reward.devtools.bench import main as bench_main
+    from medix_reward_tools.bench.run import main as bench_main
 
     bench_main(args)
 
 
 def _integrity(args: argparse.Namespace) -> None:
-    from medix_reward.devtools.integrity import main as integrity_main
+    from medix_reward_tools.integrity import main as integrity_main
 
     integrity_main(args)
 
@@ -142,9 +151,10 @@ def _judge_check(args: argparse.Namespace) -> None:
     """The reward judge (MEDIX_REWARD_JUDGE__*, or --judge-url/--judge-model) on the known pairs; exit 1 if unfit."""
     import asyncio
 
-    from medix_reward.judge import JudgeClient, JudgeError, open_judge_transport
-    from medix_reward.judge_check import JudgeCheck, check
-    from medix_reward.rules import effective_reward
+    from medix_reward.evaluation.check import JudgeCheck, check
+    from medix_reward.judge.client import JudgeClient, open_judge_transport
+    from medix_reward.judge.types import JudgeError
+    from medix_reward.scoring.rules import effective_reward
     from medix_reward.settings import Settings
     from medix_reward_client.schema import RewardOptions
 
@@ -176,13 +186,13 @@ def _judge_check(args: argparse.Namespace) -> None:
 
 
 def _redteam(args: argparse.Namespace) -> None:
-    from medix_reward.devtools.redteam.runner import main as redteam_main
+    from medix_reward_tools.redteam.runner import main as redteam_main
 
     redteam_main(args)
 
 
 def _experiment(args: argparse.Namespace) -> None:
-    from medix_reward.devtools.hacking.command import main as hacking_main
+    from medix_reward_tools.hacking.command import main as hacking_main
 
     hacking_main(args.arguments)
 
@@ -191,7 +201,11 @@ def _judge(args: argparse.Namespace) -> None:
     if args.action == "check":
         _judge_check(args)
         return
-    stack = JudgeStack(home=Path(args.home), model=args.model)
+    from medix_reward_tools.judge_stack import DEFAULT_HOME, MODELS, JudgeStack
+
+    if args.model not in MODELS:
+        sys.exit(f"medix-reward judge: --model must be one of {', '.join(sorted(MODELS))}")
+    stack = JudgeStack(home=Path(args.home or DEFAULT_HOME), model=args.model)
     if args.action == "prepare":
         stack.prepare()
     elif args.action == "start":
@@ -217,6 +231,12 @@ def main(argv: list[str] | None = None) -> None:
     spec = commands.add_parser("openapi", help="write the OpenAPI document as YAML")
     spec.add_argument("-o", "--output", default="-", help="file to write, '-' for stdout")
     spec.set_defaults(run=_openapi)
+    docs = commands.add_parser(
+        "docs", help="write the generated parts of docs/ (the settings table, the benchmark tables) between markers"
+    )
+    docs.add_argument("--root", default=".", help="the repository root")
+    docs.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page has drifted")
+    docs.set_defaults(run=_docs)
     scripted = commands.add_parser(
         "scripted-judge", help="serve the scripted OpenAI-compatible judge used by the tests and the benchmark"
     )
@@ -287,6 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     integrity.add_argument("--plot", default=None, help="write the bar chart here (PNG)")
     integrity.add_argument("--items", default=None, help="write every item's result per configuration here (JSONL)")
     integrity.add_argument("--only", nargs="*", default=None, help="run only these configurations (by name)")
+    integrity.add_argument("--families", nargs="*", default=None, choices=["legit", "wrong", "hack", "found-by-search"],
+                           help="score only the corpus items of these families (e.g. legit, for recall)")  # fmt: skip
     integrity.add_argument(
         "--parity",
         action="store_true",
@@ -333,8 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     experiment.add_argument("name", choices=["hacking"])
     experiment.add_argument("arguments", nargs=argparse.REMAINDER, help="the experiment's own (--help lists them)")
     experiment.set_defaults(run=_experiment)
-    judge.add_argument("--home", default=str(DEFAULT_HOME), help="where its venv, model, PID file and log live")
-    judge.add_argument("--model", default="smollm2-135m", choices=sorted(MODELS))
+    judge.add_argument("--home", default=None, help="where its venv, model, PID file and log live (.cache/judge-stack)")
+    judge.add_argument("--model", default="smollm2-135m", help="a packaged judge model (judge_stack.MODELS)")
     judge.add_argument("--port", type=int, default=8000)
     judge.set_defaults(run=_judge)
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from ray import serve
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from medix_reward.app import create_app
+from medix_reward.api.app import create_app
 from medix_reward.settings import Settings
 
 APP_NAME = "medix-reward"

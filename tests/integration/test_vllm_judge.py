@@ -11,13 +11,12 @@ import time
 
 import httpx
 import pytest
+from medix_reward_tools.common import distinct_items, free_port, grpo_batch
+from medix_reward_tools.judge_stack import JudgeStack
+from medix_reward_tools.live import LiveServer
 
-from medix_reward.app import create_app
-from medix_reward.devtools.common import distinct_items, free_port, grpo_batch
-from medix_reward.devtools.judge_stack import JudgeStack
-from medix_reward.devtools.live import LiveServer
-from medix_reward.judge import is_yes
-from tests.helpers import make_settings
+from medix_reward.judge.prompts import is_yes
+from tests.helpers import eventually, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -32,16 +31,15 @@ def vllm():
         stack.stop()
 
 
-def service_for(url: str, stack: JudgeStack, minilm, **judge: object) -> LiveServer:
-    settings = make_settings([url], **{"model": stack.served_name, "timeout_s": 60.0, **judge})
-    return LiveServer(create_app(settings, encoder=minilm))
+def service_for(live_service, url: str, stack: JudgeStack, **judge: object) -> LiveServer:
+    return live_service(make_settings([url], judge={"model": stack.served_name, "timeout_s": 60.0, **judge}))
 
 
-def test_grpo_batch_through_the_real_judge(vllm, minilm):
+def test_grpo_batch_through_the_real_judge(vllm, live_service):
     stack, url = vllm
-    with service_for(url, stack, minilm) as service:
-        items = grpo_batch(prompts=4, group=8)
-        reply = httpx.post(f"{service.url}/reward", json={"items": items}, timeout=300)
+    service = service_for(live_service, url, stack)
+    items = grpo_batch(prompts=4, group=8)
+    reply = httpx.post(f"{service.url}/reward", json={"items": items}, timeout=300)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     judged = [r for r in body["results"] if r["details"]["shortcut"] is None]
@@ -60,7 +58,7 @@ def vllm_metric(url: str, name: str) -> float:
     return sum(float(v) for v in re.findall(rf"^vllm:{name}\{{[^}}]*\}} (\S+)$", text, re.M))
 
 
-def test_judge_calls_are_in_flight_together(vllm, minilm):
+def test_judge_calls_are_in_flight_together(vllm, live_service):
     stack, url = vllm
     seen: list[float] = []
     done = threading.Event()
@@ -71,32 +69,31 @@ def test_judge_calls_are_in_flight_together(vllm, minilm):
             time.sleep(0.02)
 
     watcher = threading.Thread(target=watch)
-    with service_for(url, stack, minilm, concurrency=16) as service:
-        watcher.start()
-        try:
-            reply = httpx.post(f"{service.url}/reward", json={"items": distinct_items(48)}, timeout=300)
-        finally:
-            done.set()
-            watcher.join()
+    service = service_for(live_service, url, stack, concurrency=16)
+    watcher.start()
+    try:
+        reply = httpx.post(f"{service.url}/reward", json={"items": distinct_items(48)}, timeout=300)
+    finally:
+        done.set()
+        watcher.join()
     assert reply.status_code == 200 and reply.json()["usage"]["judge_calls"] == 48
     assert max(seen) > 1, "the judge never had more than one of our calls at once"
 
 
-def test_logprobs_report_p_yes(vllm, minilm):
+def test_logprobs_report_p_yes(vllm, live_service):
     stack, url = vllm
-    with service_for(url, stack, minilm, logprobs=True) as service:
-        reply = httpx.post(f"{service.url}/reward", json={"items": distinct_items(4)}, timeout=300)
+    service = service_for(live_service, url, stack, logprobs=True)
+    reply = httpx.post(f"{service.url}/reward", json={"items": distinct_items(4)}, timeout=300)
     for result in reply.json()["results"]:
         p_yes = result["details"]["judge_p_yes"]
         assert isinstance(p_yes, float) and 0.0 <= p_yes <= 1.0
 
 
-def test_evaluation_protocol_through_the_real_judge(vllm, minilm):
+def test_evaluation_protocol_through_the_real_judge(vllm, live_service):
     """`POST /evaluate` on a few samples: every sample is either scored from the real judge's replies (rounds of
     one conversation, each reply a strict JSON score) or failed with judge_unparseable after its correction;
     a multiple-choice letter is scored by rule without a call. Not a test of the verdicts (SmolLM2)."""
-    from medix_reward.evaluate import parse_score
-    from medix_reward.settings import EvaluateSettings
+    from medix_reward.evaluation.evaluate import parse_score
 
     stack, url = vllm
     question = "Which drug reverses opioid overdose?\n\nChoices:\nA. Flumazenil\nB. Naloxone\nC. Atropine"
@@ -109,12 +106,12 @@ def test_evaluation_protocol_through_the_real_judge(vllm, minilm):
     ]  # fmt: skip
     # SmolLM2 rarely stops by itself: 32 tokens hold a {"score": N} reply and keep each call to seconds. Calibration
     # off: this is the plumbing, and a 135M judge fails it (~180 more calls to learn that); the calibration's own
-    # tests are tests/test_calibration.py, and the README demo ran it on the Qwen judge.
-    settings = make_settings([url], model=stack.served_name, timeout_s=60.0)
-    evaluate = EvaluateSettings(max_tokens=32, timeout_s=120.0, calibration=False)
-    settings = settings.model_copy(update={"evaluate": evaluate})
-    with LiveServer(create_app(settings, encoder=minilm)) as service:
-        reply = httpx.post(f"{service.url}/evaluate", json={"items": items, "options": {"rounds": 2}}, timeout=900)
+    # tests are tests/evaluation/test_calibration.py, and docs/evaluation.md's demo run ran it on the Qwen judge.
+    evaluate = {"max_tokens": 32, "timeout_s": 120.0, "calibration": False}
+    service = live_service(
+        make_settings([url], judge={"model": stack.served_name, "timeout_s": 60.0}, evaluate=evaluate)
+    )
+    reply = httpx.post(f"{service.url}/evaluate", json={"items": items, "options": {"rounds": 2}}, timeout=900)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     rule, *judged = body["results"]
@@ -137,35 +134,35 @@ def test_evaluation_protocol_through_the_real_judge(vllm, minilm):
 def test_medix_r1_verdicts_equal_direct_calls_with_the_reference_prompt(vllm, minilm):
     """Issue 22 on a real model: the service's medix-r1 requests are the reference's bytes, and its verdicts those
     of the same pairs sent directly as the reference sends them (`integrity --parity` on a few items)."""
-    from medix_reward.devtools.integrity import load_corpus
-    from medix_reward.devtools.parity import run_parity
+    from medix_reward_tools.integrity import load_corpus
+    from medix_reward_tools.parity import run_parity
 
     stack, url = vllm
     corpus = load_corpus()
     cases = [c for family in ("legit", "wrong", "hack") for c in [c for c in corpus if c.family == family][:5]]
-    settings = make_settings([url], model=stack.served_name, timeout_s=60.0)
+    settings = make_settings([url], judge={"model": stack.served_name, "timeout_s": 60.0})
     report = asyncio.run(run_parity(settings, cases, minilm))
     assert len(report.pairs) >= 10 and report.bodies_equal == len(report.pairs) and not report.pair_mismatches
     # Identical bytes can only get another verdict from the judge itself: a near tie it answers both ways.
     assert report.disagreements == report.judge_flips, [(p.case.id, p.service, p.again) for p in report.disagreements]
 
 
-def test_judge_stopped_mid_run_is_reported_never_zero(vllm, minilm):
+def test_judge_stopped_mid_run_is_reported_never_zero(vllm, live_service):
     """Runs last in this module: it stops the shared judge."""
     stack, url = vllm
-    with service_for(url, stack, minilm, concurrency=2, max_retries=1, timeout_s=10.0) as service:
-        replies: list[httpx.Response] = []
-        request = threading.Thread(
-            target=lambda: replies.append(
-                httpx.post(f"{service.url}/reward", json={"items": distinct_items(150)}, timeout=300)
-            )
+    service = service_for(live_service, url, stack, concurrency=2, max_retries=1, timeout_s=10.0)
+    replies: list[httpx.Response] = []
+    request = threading.Thread(
+        target=lambda: replies.append(
+            httpx.post(f"{service.url}/reward", json={"items": distinct_items(150)}, timeout=300)
         )
-        answered_before = vllm_metric(url, "request_success_total")
-        request.start()
-        while vllm_metric(url, "request_success_total") < answered_before + 4:
-            time.sleep(0.05)  # some of our calls have been answered; most are still to come
-        stack.stop()
-        request.join()
+    )
+    answered_before = vllm_metric(url, "request_success_total")
+    request.start()
+    # Some of our calls have been answered; most are still to come.
+    eventually(lambda: vllm_metric(url, "request_success_total") >= answered_before + 4, timeout_s=300)
+    stack.stop()
+    request.join()
     reply = replies[0]
     assert reply.status_code == 200, reply.text  # some calls succeeded, so the batch is not a whole failure
     results = reply.json()["results"]

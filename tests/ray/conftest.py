@@ -1,4 +1,4 @@
-"""The Ray tier's cluster: a head and a second node (devtools/ray_cluster.py), one per session. Runs in
+"""The Ray tier's cluster: a head and a second node (medix_reward_tools/ray_cluster.py), one per session. Runs in
 .venv-ray (`make test-ray`); elsewhere these tests are skipped."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="the Ray tier runs in .venv-ray: make test-ray")
 serve = pytest.importorskip("ray.serve")
 
-from medix_reward.devtools.ray_cluster import RayCluster, local_cluster  # noqa: E402
+from medix_reward_tools.ray_cluster import RayCluster, local_cluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")

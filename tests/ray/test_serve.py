@@ -6,7 +6,6 @@ scores without HTTP through the same route."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from medix_reward_tools.common import grpo_items, wait_for
+from medix_reward_tools.live import LiveServer
+from medix_reward_tools.scripted_judge import ScriptedJudge
 
-from medix_reward.app import create_app
-from medix_reward.devtools.common import grpo_items
-from medix_reward.devtools.live import LiveServer
-from medix_reward.devtools.scripted_judge import ScriptedJudge
-from medix_reward.embedder import SentenceTransformerEncoder
+from medix_reward.api.app import create_app
+from medix_reward.embedding.backends import SentenceTransformerEncoder
 from medix_reward.settings import EmbedderSettings
 from medix_reward_client import APIStatusError, RewardClient
 from medix_reward_client.serve_handle import ServeHandleClient
@@ -44,14 +43,6 @@ def deploy(judge: ScriptedJudge, **deployment: Any) -> None:
 def running_replicas() -> int:
     status = serve.status().applications[APP_NAME].deployments[DEPLOYMENT_NAME]
     return status.replica_states.get("RUNNING", 0)
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s:g} s")
-        time.sleep(0.5)
 
 
 def batches(count: int, prompts: int = 4) -> list[list[dict[str, Any]]]:
@@ -134,7 +125,7 @@ def test_a_replica_killed_mid_load_loses_no_request(two_replicas: RayCluster, re
     results = load.run(work, each=kill_one_when_under_way)
     assert killed, "no replica was killed"
     assert results == reference(work), "a request was lost or scored differently"
-    wait_for(lambda: running_replicas() == 2, "Serve replaced the killed replica")
+    wait_for(lambda: running_replicas() == 2, what="Serve replaced the killed replica", timeout_s=180, interval_s=0.5)
 
 
 def test_a_deployment_handle_scores_through_the_same_route(two_replicas: RayCluster, reference):
@@ -166,11 +157,11 @@ def test_autoscaling_grows_under_load_and_shrinks_after(ray_cluster: RayCluster,
         loader = threading.Thread(target=keep_loading)
         loader.start()
         try:
-            wait_for(lambda: running_replicas() == 2, "scaled up to 2 under load")
+            wait_for(lambda: running_replicas() == 2, what="scaled up to 2 under load", timeout_s=180, interval_s=0.5)
         finally:
             stop.set()
             loader.join()
-        wait_for(lambda: running_replicas() == 1, "scaled back to 1 once idle")
+        wait_for(lambda: running_replicas() == 1, what="scaled back to 1 once idle", timeout_s=180, interval_s=0.5)
     finally:
         judge.latency_s = 0.02
         serve.delete(APP_NAME)

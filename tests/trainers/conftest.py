@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from medix_reward.devtools.judge_stack import JudgeStack
+from medix_reward_tools.judge_stack import JudgeStack
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The trainer command lines of examples/, as the tier runs them: README's recipes are these files."""
+"""The trainer command lines of examples/, as the tier runs them: docs/trainers.md's recipes are these files."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from tests.trainers.recipes import trainer
 
 trainer("trl")
 
-from medix_reward.devtools.hacking import command  # noqa: E402
+from medix_reward_tools.hacking import command  # noqa: E402
 
 pytestmark = pytest.mark.trainers
 

@@ -33,14 +33,9 @@ from tests.trainers.recipes import command_args, trainer
 openrlhf = trainer("openrlhf")
 
 import transformers  # noqa: E402
+from medix_reward_tools.scripted_judge import Fault  # noqa: E402
 from openrlhf.utils.agent import SingleTurnAgentExecutor  # noqa: E402
 from openrlhf.utils.config import hierarchize  # noqa: E402
-
-from medix_reward.app import create_app  # noqa: E402
-from medix_reward.devtools.live import LiveServer  # noqa: E402
-from medix_reward.devtools.scripted_judge import Fault  # noqa: E402
-from medix_reward.settings import AdapterSettings  # noqa: E402
-from tests.helpers import make_settings  # noqa: E402
 
 pytestmark = pytest.mark.trainers
 
@@ -101,12 +96,10 @@ def tokenizer(policy):
 
 
 @pytest.fixture
-def service(judge, minilm, request):
+def service(live_service, request):
     """The app whose `adapters.fallback` is the test's `fallback` parameter (None when it has none)."""
-    settings = make_settings([judge.url], max_retries=0, timeout_s=2.0)
-    settings.adapters = AdapterSettings(fallback=getattr(request, "param", None))
-    with LiveServer(create_app(settings, encoder=minilm)) as server:
-        yield server
+    judge = {"max_retries": 0, "timeout_s": 2.0}
+    return live_service(judge=judge, adapters={"fallback": getattr(request, "param", None)})
 
 
 @pytest.fixture

@@ -22,12 +22,10 @@ trl = trainer("trl")
 datasets = pytest.importorskip("datasets")
 transformers = pytest.importorskip("transformers")
 
-from medix_reward.app import create_app  # noqa: E402
-from medix_reward.devtools.live import LiveServer  # noqa: E402
-from medix_reward.devtools.scripted_judge import Fault  # noqa: E402
+from medix_reward_tools.scripted_judge import Fault  # noqa: E402
+
 from medix_reward_client.adapters import clients  # noqa: E402
 from medix_reward_client.adapters.trl import REWARD_WEIGHTS, reward_funcs  # noqa: E402
-from tests.helpers import make_settings  # noqa: E402
 
 pytestmark = pytest.mark.trainers
 
@@ -57,10 +55,9 @@ class Snapshots(transformers.TrainerCallback):
 
 
 @pytest.fixture
-def service(judge, minilm):
+def service(live_service, judge):
     judge.failing_truths["Fracture"] = Fault(status=400)
-    with LiveServer(create_app(make_settings([judge.url]), encoder=minilm)) as server:
-        yield server
+    yield live_service()
     clients.reset()
 
 

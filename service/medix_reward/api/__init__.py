@@ -1,0 +1,1 @@
+"""The HTTP service: app factory, routes, admission, errors, connection limits, metrics and telemetry."""
