@@ -15,6 +15,7 @@ Run with `make test-trainers` (its own venv, `.venv-verl`).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -97,12 +98,18 @@ def rollout_batch(tokenizer, responses: list[str], truths: list[str]) -> DataPro
     )  # fmt: skip
 
 
-def worker_scores(config) -> list[dict]:
-    """verl's RewardLoopWorker in this process, on the event loop its managers hold (as a Ray actor runs it)."""
+def worker_scores(config, timed: list[float] | None = None) -> list[dict]:
+    """verl's RewardLoopWorker in this process, on the event loop its managers hold (as a Ray actor runs it);
+    the seconds its scoring took (not its start) are appended to `timed`."""
     worker = RewardLoopWorker(config)
     assert isinstance(worker.reward_manager, NaiveRewardManager)
     batch = rollout_batch(worker.input_tokenizer, RESPONSES, TRUTHS)
-    return get_event_loop().run_until_complete(worker.compute_score_batch(batch))
+    started = time.monotonic()
+    try:
+        return get_event_loop().run_until_complete(worker.compute_score_batch(batch))
+    finally:
+        if timed is not None:
+            timed.append(time.monotonic() - started)
 
 
 # The recipe, against verl's own config and loader
