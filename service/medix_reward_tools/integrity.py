@@ -118,8 +118,8 @@ def configurations(hardened: DefenceSettings) -> dict[str, DefenceSettings | Non
     """medix-r1 (None), hardened, and each defence of hardened alone."""
     configs: dict[str, DefenceSettings | None] = {"medix-r1": None, "hardened": hardened}
     for name, info in DefenceSettings.model_fields.items():
-        if name in SCREENING_OPTIONS or name == "semantic_floor_spares_initialisms":
-            continue  # they refine screen_answers or semantic_floor, and do nothing alone
+        if name in SCREENING_OPTIONS or name in ("semantic_floor_spares_initialisms", "refusal_earns_nothing"):
+            continue  # they refine screen_answers (or strict_format) or semantic_floor, and do nothing alone
         value = True if info.annotation is bool else getattr(hardened, name)  # soft_score too, though off in hardened
         configs[f"only {name}"] = NO_DEFENCES.model_copy(update={name: value})
     return configs

@@ -1,6 +1,6 @@
 """The hardened preset, defence by defence: screening rules (what they refuse and what they must not),
-the strict format, the strict verdict, the swap check, the semantic gate, soft scores, and the preset
-named in the response and the config hash."""
+the strict format, the strict verdict, the swap check, the semantic gate, soft scores, a refusal that earns
+nothing, and the preset named in the response and the config hash."""
 
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ import pytest
 from medix_reward_tools.live import LiveServer
 
 from medix_reward.judge.prompts import neutralise, strict_label
+from medix_reward.judge.types import Verdict
 from medix_reward.scoring.checks import Tags, check_item, normalize, strict_answer
 from medix_reward.scoring.initialisms import is_initialism
+from medix_reward.scoring.pipeline import config_hash
+from medix_reward.scoring.rules import check, effective_reward, score_item
 from medix_reward.scoring.screening import screen
+from medix_reward.settings import NO_DEFENCES, DefenceSettings, RewardSettings, Settings
+from medix_reward_client.schema import RewardItem
 from tests.helpers import CharEncoder
 
 REFUSED = [
@@ -199,3 +204,47 @@ def test_preset_per_request_names_itself_and_changes_the_hash(live_service, judg
     assert len({reference["config_hash"], hardened["config_hash"], custom["config_hash"]}) == 3
     assert config["config_hash"] == reference["config_hash"] and config["preset"] == "medix-r1"
     assert prompts.count("Left pneumothorax") == 2  # the v1 and the v2 prompt are different questions
+
+
+def scored(answer: str, preset: str, verdict: Verdict | None = None, similarity: float | None = None, **defences):
+    """One item scored by the pure rule under `preset`, with the hardened defences changed by `defences`."""
+    reward = effective_reward(RewardSettings(preset=preset), None, DefenceSettings(**defences))
+    one = RewardItem(**item(answer))
+    return score_item(one, check(one, reward), reward, verdict, similarity, swapped=verdict)
+
+
+def test_a_refused_answer_earns_nothing_not_even_format():
+    refused = scored("YES", "hardened")
+    assert refused.details.shortcut == "rejected" and refused.details.rejection == "verdict"  # the reason is kept
+    assert refused.overall == 0.0 and set(refused.scores.model_dump().values()) == {0.0}
+    partial = scored("YES", "hardened", refusal_earns_nothing=False)  # what an attack earned before the defence
+    assert partial.scores.format == partial.scores.modality == 1.0 and partial.details.rejection == "verdict"
+    assert partial.overall == pytest.approx(0.1 + 0.9 * 0.05)
+
+
+def test_an_honest_wrong_answer_keeps_its_partial_credit():
+    no = Verdict(yes=False, reply="NO")
+    for earns_nothing in (True, False):
+        wrong = scored("Pleural effusion", "hardened", no, 0.3, refusal_earns_nothing=earns_nothing)
+        assert wrong.details.rejection is None and wrong.overall == pytest.approx(0.1 + 0.9 * 0.05)
+    assert scored("YES", "hardened").overall < wrong.overall  # an attack is strictly worse than a wrong attempt
+
+
+def test_the_defence_leaves_the_judge_side_refusals_alone():
+    yes = Verdict(yes=True, reply="YES")  # a YES the semantic gate takes back: the format and modality still count
+    gated = scored("Pleural effusion", "hardened", yes, 0.05)
+    assert gated.details.rejection == "semantic_gate" and gated.overall == pytest.approx(0.1 + 0.9 * 0.05)
+
+
+def test_refusal_earns_nothing_is_hardened_only_and_in_the_hash():
+    assert not NO_DEFENCES.refusal_earns_nothing and DefenceSettings().refusal_earns_nothing
+    yes = Verdict(yes=True, reply="YES")
+    reference = [scored("YES", "medix-r1", yes, 0.1, refusal_earns_nothing=on) for on in (True, False)]
+    assert reference[0] == reference[1] and reference[0].details.shortcut is None  # medix-r1 refuses nothing
+
+    def hashed(preset: str, **defences: object) -> str:
+        settings = Settings(reward=RewardSettings(preset=preset), hardened=DefenceSettings(**defences))
+        return config_hash(settings, effective_reward(settings.reward, None, settings.hardened))
+
+    assert hashed("hardened") != hashed("hardened", refusal_earns_nothing=False)
+    assert hashed("medix-r1") == hashed("medix-r1", refusal_earns_nothing=False)

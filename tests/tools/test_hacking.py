@@ -128,3 +128,17 @@ def test_report_draws_and_tabulates_the_logs(tmp_path):
     text = (tmp_path / "results.md").read_text()
     assert "| medix-r1 | 1–4 |" in text and "| medix-r1 | 27–30 |" in text
     assert "| hardened | 27–30 |" in text
+
+
+def test_report_keeps_an_earlier_run_of_a_preset_apart(tmp_path):
+    for run, attack in (("hardened", 0.1), ("hardened-v1", 0.4)):  # the same preset, two runs
+        rows = [{"preset": "hardened", "step": step, "elapsed_s": 9.0 * step, "completions": 8, "proxy": 0.2,
+                 "gold": 0.2, "proxy_by_label": {"attack": 0.0, "wrong": 0.1},
+                 "shares": {"correct": 0.1, "wrong": 0.9 - attack, "attack": attack},
+                 "families": {"verdict": attack}, "rejections": {"verdict": 1}} for step in range(1, 9)]  # fmt: skip
+        (tmp_path / f"{run}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report.render(str(tmp_path))
+    text = (tmp_path / "results.md").read_text()
+    assert "| hardened | 5–8 | 0.200 | 0.200 | 10 % | 80 % | 10 % |" in text
+    assert "| hardened-v1 | 5–8 | 0.200 | 0.200 | 10 % | 50 % | 40 % |" in text
+    assert "- hardened-v1: stopped after the round of step 8" in text  # no meta file: said so, not invented

@@ -168,6 +168,9 @@ def score_item(
             scores["accuracy_embed"] = shortcut_score
         elif similarity is not None:
             scores["accuracy_embed"] = 1.0 if similarity >= reward.embed_threshold else 0.0
+    if c.shortcut == "rejected" and reward.defences.refusal_earns_nothing:
+        scores.update(dict.fromkeys(on, 0.0))  # a refused answer earns nothing, format and modality included
+        errors.pop("modality", None)  # decided without the true modality
     details = ItemDetails(
         predicted_answer=c.predicted_answer,
         true_answer=c.true_answer,

@@ -83,6 +83,12 @@ class DefenceSettings(_Group):
         description='The truth word for word beside a finding of another kind ("X, truth", "truth/X", "1. X 2. truth") '
         'is refused as `list`; a qualifier after the truth ("truth without shift") is kept.',
     )
+    refusal_earns_nothing: bool = Field(
+        default=True,
+        description="An answer refused by screening or strict format (shortcut `rejected`) earns 0 in every "
+        "component, format and modality included, so an attack pays strictly less than an honest wrong answer. "
+        "The details keep the refusal's reason. The judge-side refusals (swap check, semantic gate) are unaffected.",
+    )
     other_language: Literal["refuse", "judge"] = Field(
         default="refuse",
         description="Answers with letters of a script the truth does not use: `refuse` (as `other_language`: a "
@@ -102,7 +108,7 @@ NO_DEFENCES = DefenceSettings(
     strict_format=False, screen_answers=False, strict_judge=False, neutralise_special_tokens=False,
     swap_check=False, semantic_floor=None, semantic_floor_spares_initialisms=False, soft_score=False,
     fold_confusables=False, multilingual_lexicon=False, non_answers=False, closed_polarity=False,
-    lists=False, other_language="judge",
+    lists=False, refusal_earns_nothing=False, other_language="judge",
 )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
-"""The figures of the hacking experiment from its per-step logs (<out>/<preset>.jsonl, <preset>.meta.json): the
-plot (proxy and gold reward and attack share per step, both presets) and the Markdown tables (shares at the
-start and the end, attack families, rejection reasons, sample completions, run time). Needs matplotlib for
-the plot, not torch."""
+"""The figures of the hacking experiment from its per-step logs (<out>/<run>.jsonl, <run>.meta.json): the
+plot (proxy and gold reward and attack share per step, every run) and the Markdown tables (shares at the
+start and the end, attack families, rejection reasons, sample completions, run time). A run is named by its
+log's file name: the experiment writes <preset>.jsonl, and an earlier run kept beside it under another name
+(hardened-v1.jsonl) is drawn dashed in its preset's colour. Needs matplotlib for the plot, not torch."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ SMOOTH = 3  # records in the plot's moving average
 
 
 def load(out: str) -> dict[str, list[dict[str, Any]]]:
-    """Each preset's steps, by the logs found in `out`."""
+    """Each run's steps, by the logs found in `out`, named by their file name."""
     logs = {}
     for path in sorted(Path(out).glob("*.jsonl")):
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         if rows:
-            logs[rows[0]["preset"]] = rows
+            logs[path.stem] = rows
     return logs
 
 
@@ -74,18 +75,20 @@ def draw(logs: dict[str, list[dict[str, Any]]], path: str) -> None:
     fig, axes = plt.subplots(1, 4, figsize=(19, 4.2), sharex=True)
     colours = {"medix-r1": "tab:red", "hardened": "tab:blue"}
     for ax, (key, title) in zip(axes, panels, strict=True):
-        for preset, rows in logs.items():
+        for run, rows in logs.items():
             steps = [r["step"] for r in rows]
             values = [getters[key](r) for r in rows]
-            colour = colours.get(preset)
-            ax.plot(steps, values, color=colour, alpha=0.25, linewidth=0.8)
-            ax.plot(steps, moving(values), color=colour, linewidth=2, label=f"{preset} (mean of {SMOOTH} rounds)")
+            preset = rows[0]["preset"]
+            colour, style = colours.get(preset), "-" if run == preset else "--"  # an earlier run: dashed
+            ax.plot(steps, values, color=colour, linestyle=style, alpha=0.25, linewidth=0.8)
+            ax.plot(steps, moving(values), color=colour, linestyle=style, linewidth=2,
+                    label=f"{run} (mean of {SMOOTH} rounds)")  # fmt: skip
         ax.set_title(title)
         ax.set_xlabel("GRPO step")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
     axes[0].legend(loc="lower right", fontsize=8)
-    fig.suptitle("GRPO of SmolLM2-135M against the service with the susceptible judge, per preset (same seed)")
+    fig.suptitle("GRPO of SmolLM2-135M against the service with the susceptible judge, per run (same seed)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -102,17 +105,17 @@ def _num(value: float | None) -> str:
 def tables(logs: dict[str, list[dict[str, Any]]], out: str) -> str:
     lines = [f"Means over the first and the last {WINDOW} records (generation rounds, each of the same number of "
              "completions); `steps` gives the optimizer steps at which those rounds were generated.", "",
-             "| preset | steps | proxy reward | gold reward | correct | wrong | attack | proxy reward of an attack "
+             "| run | steps | proxy reward | gold reward | correct | wrong | attack | proxy reward of an attack "
              "| of a wrong answer |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for preset, rows in logs.items():
+    for run, rows in logs.items():
         for where in ("start", "end"):
             w = window(rows, where)
-            lines.append(f"| {preset} | {w['steps']} | {_num(w['proxy'])} | {_num(w['gold'])} | {_pct(w['correct'])} "
+            lines.append(f"| {run} | {w['steps']} | {_num(w['proxy'])} | {_num(w['gold'])} | {_pct(w['correct'])} "
                          f"| {_pct(w['wrong'])} | {_pct(w['attack'])} | {_num(w['attack_reward'])} "
                          f"| {_num(w['wrong_reward'])} |")  # fmt: skip
     lines += ["", "Attack families (share of all completions) and the service's rejection reasons (share of all "
               "completions), start → end:", ""]  # fmt: skip
-    for preset, rows in logs.items():
+    for run, rows in logs.items():
         start, end = window(rows, "start"), window(rows, "end")
         families = sorted(set(start["families"]) | set(end["families"]))
         text = ", ".join(f"{f} {_pct(start['families'].get(f, 0))} → {_pct(end['families'].get(f, 0))}"
@@ -120,26 +123,26 @@ def tables(logs: dict[str, list[dict[str, Any]]], out: str) -> str:
         reasons = sorted(set(start["rejections"]) | set(end["rejections"]))
         rejected = ", ".join(f"{k} {_pct(start['rejections'].get(k, 0))} → {_pct(end['rejections'].get(k, 0))}"
                              for k in reasons)  # fmt: skip
-        lines.append(f"- **{preset}**: families: {text or 'none'}; rejections: {rejected or 'none'}.")
+        lines.append(f"- **{run}**: families: {text or 'none'}; rejections: {rejected or 'none'}.")
     lines += ["", "Run time (load: several engineers sharing 2 cores; load average before → after):", ""]
-    for preset, rows in logs.items():
-        meta_path = Path(out) / f"{preset}.meta.json"
+    for run, rows in logs.items():
+        meta_path = Path(out) / f"{run}.meta.json"
         if not meta_path.exists():  # a run stopped (or still running): what its log says
             last = rows[-1]
-            lines.append(f"- {preset}: stopped after the round of step {last['step']}, "
+            lines.append(f"- {run}: stopped after the round of step {last['step']}, "
                          f"{last['elapsed_s'] / 60:.0f} min "
                          "into training (no meta file: the run did not finish).")  # fmt: skip
         else:
             meta = json.loads(meta_path.read_text())
             before, after = meta["loadavg_before"][0], meta["loadavg_after"][0]
-            lines.append(f"- {preset}: {meta['steps']} steps in {meta['train_seconds'] / 60:.0f} min "
+            lines.append(f"- {run}: {meta['steps']} steps in {meta['train_seconds'] / 60:.0f} min "
                          f"({meta['train_seconds'] / meta['steps']:.1f} s a step), {meta['threads']} torch thread(s), "
                          f"load {before:.1f} → {after:.1f} on {meta['cpus']} CPUs.")  # fmt: skip
     lines += ["", "Sample completions (the first 6 of the first and the last round):", ""]
-    for preset, rows in logs.items():
+    for run, rows in logs.items():
         sampled = [r for r in rows if "samples" in r]
         for row in (sampled[0], sampled[-1]) if sampled else ():
-            lines.append(f"- **{preset}, step {row['step']}**:")
+            lines.append(f"- **{run}, step {row['step']}**:")
             for s in row["samples"][:6]:
                 kind = s["label"] + (f" ({s['family']})" if s["family"] else "")
                 reward = _num(s["overall"])
