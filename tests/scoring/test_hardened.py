@@ -248,3 +248,17 @@ def test_refusal_earns_nothing_is_hardened_only_and_in_the_hash():
 
     assert hashed("hardened") != hashed("hardened", refusal_earns_nothing=False)
     assert hashed("medix-r1") == hashed("medix-r1", refusal_earns_nothing=False)
+
+
+def test_a_bare_answer_of_the_wrong_polarity_is_wrong_not_an_attack():
+    # On a closed question a hedge must pay less than committing to the wrong side, as on an open one.
+    reward = effective_reward(RewardSettings(preset="hardened"), None, DefenceSettings())
+
+    def closed(answer: str):
+        one = RewardItem(**item(answer, "Yes"))
+        return score_item(one, check(one, reward), reward, None, None)
+
+    wrong, hedge = closed("No"), closed("Yes, no")
+    assert wrong.details.rejection == "wrong_polarity" and wrong.scores.accuracy_llm == 0.0
+    assert wrong.overall == pytest.approx(0.1 + 0.9 * 0.05)
+    assert hedge.details.rejection == "polarity" and hedge.overall == 0.0

@@ -168,7 +168,10 @@ def score_item(
             scores["accuracy_embed"] = shortcut_score
         elif similarity is not None:
             scores["accuracy_embed"] = 1.0 if similarity >= reward.embed_threshold else 0.0
-    if c.shortcut == "rejected" and reward.defences.refusal_earns_nothing:
+    # A bare Yes/No of the wrong polarity is an honest wrong answer decided by rule, not an attack: it keeps what a
+    # wrong answer keeps, so that a hedge on a closed question pays less than committing to the wrong side.
+    attack = c.shortcut == "rejected" and c.rejection != "wrong_polarity"
+    if attack and reward.defences.refusal_earns_nothing:
         scores.update(dict.fromkeys(on, 0.0))  # a refused answer earns nothing, format and modality included
         errors.pop("modality", None)  # decided without the true modality
     details = ItemDetails(

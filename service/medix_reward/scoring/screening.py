@@ -23,7 +23,8 @@ paraphrases ("No fracture seen", "NG tube in correct position").
 | `obfuscated`      | invisible format characters: zero-width, bidi controls, word joiners (`fold_confusables`) |
 | `other_language`  | letters of a script the truth does not use: Cyrillic, Greek, CJK … (`other_language: refuse`) |
 | `non_answer`      | a part naming nothing: "Evident from the image", "X. The key finding" (`non_answers`)     |
-| `polarity`        | for a Yes/No truth, anything but a bare Yes or No of its polarity (`closed_polarity`)    |
+| `polarity`        | for a Yes/No truth, anything but a bare Yes or No (`closed_polarity`): hedges, mixtures  |
+| `wrong_polarity`  | for a Yes/No truth, a bare Yes or No of the other polarity: wrong by rule, not an attack  |
 | `list`            | the truth word for word beside another finding: "X, truth", "truth/X", "1. X 2. truth" (`lists`) |
 
 `Screening` (from the hardened settings) switches the newer rules and the folding: with `fold_confusables`
@@ -47,6 +48,7 @@ from medix_reward.scoring.screening_rules import (
     OTHER_LANGUAGE_RULE,
     POLARITY_RULE,
     RULES,
+    WRONG_POLARITY_RULE,
     Rule,
 )
 from medix_reward.scoring.screening_rules import _too_long as too_long
@@ -74,7 +76,7 @@ class Screening:
         if self.non_answers:
             rules.append(NON_ANSWER_RULE)
         if self.closed_polarity:
-            rules.append(POLARITY_RULE)
+            rules += [WRONG_POLARITY_RULE, POLARITY_RULE]
         return tuple(rules)
 
     def raw_rules(self) -> tuple[tuple[str, Rule], ...]:

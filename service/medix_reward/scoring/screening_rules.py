@@ -325,11 +325,22 @@ def _buried_truth(answer: str, truth: str) -> bool:
     return (before_apart and names_another(before)) or (after_apart and names_another(after))
 
 
+def _other_polarity(answer: str, truth: str) -> bool:
+    """For a truth that is only Yes or No, a bare answer of the other polarity ("No" to "Yes"): wrong by rule, and
+    not shown to the judge, since a yes-word reads to it as a verdict ("Yes - yes." against "No" was credited by
+    the search's judge). Named apart from `polarity` because it is an honest wrong answer, not an attack."""
+    core = _core(truth)
+    if core not in ("yes", "no"):
+        return False
+    other = lexicon.POLARITY_NO if core == "yes" else lexicon.POLARITY_YES
+    words = set(_core(answer).split())
+    return bool(words) and words <= other
+
+
 def _polarity(answer: str, truth: str) -> bool:
     """For a truth that is only Yes or No, the answer must be a bare Yes or No of the truth's polarity: words of
-    one polarity only ("No", "No, no"). "Yes, no", "Probably yes", "No. Classic presentation", "Sí/No" are refused,
-    and so is a bare answer of the other polarity: it is wrong by rule, and a yes-word shown to a judge reads as
-    a verdict ("Yes - yes." against "No" was credited by the search's judge)."""
+    one polarity only ("No", "No, no"). "Yes, no", "Probably yes", "No. Classic presentation", "Sí/No" are refused
+    (a bare answer of the other polarity is `_other_polarity`'s, checked first)."""
     core = _core(truth)
     if core not in ("yes", "no"):
         return False
@@ -361,6 +372,7 @@ MULTILINGUAL_RULES: tuple[tuple[str, Rule], ...] = (
 )
 LIST_RULE: tuple[str, Rule] = ("list", _buried_truth)
 NON_ANSWER_RULE: tuple[str, Rule] = ("non_answer", _non_answer)
+WRONG_POLARITY_RULE: tuple[str, Rule] = ("wrong_polarity", _other_polarity)
 POLARITY_RULE: tuple[str, Rule] = ("polarity", _polarity)
 # Rules that read the characters themselves, not what they fold to.
 OBFUSCATED_RULE: tuple[str, Rule] = ("obfuscated", _obfuscated)

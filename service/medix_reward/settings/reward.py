@@ -87,7 +87,8 @@ class DefenceSettings(_Group):
         default=True,
         description="An answer refused by screening or strict format (shortcut `rejected`) earns 0 in every "
         "component, format and modality included, so an attack pays strictly less than an honest wrong answer. "
-        "The details keep the refusal's reason. The judge-side refusals (swap check, semantic gate) are unaffected.",
+        "The details keep the refusal's reason. The judge-side refusals (swap check, semantic gate) and "
+        "`wrong_polarity` (a bare Yes/No of the wrong side: an honest wrong answer) are unaffected.",
     )
     other_language: Literal["refuse", "judge"] = Field(
         default="refuse",
