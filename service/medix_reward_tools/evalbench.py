@@ -28,7 +28,8 @@ import httpx
 
 from medix_reward.api.app import create_app
 from medix_reward.embedding.backends import Encoder, SentenceTransformerEncoder
-from medix_reward.evaluation.evaluate import draw_order, first_message, recheck_message, strip_reasoning
+from medix_reward.evaluation.evaluate import draw_order, first_message, recheck_message
+from medix_reward.evaluation.rules import strip_reasoning
 from medix_reward.settings import EmbedderSettings, EvaluateSettings, JudgeSettings, Settings
 from medix_reward_client.evaluation import evaluate_file
 from medix_reward_client.schema import EvalKind, EvaluateItem, EvaluateOptions

@@ -12,7 +12,7 @@ import pytest
 from medix_reward_tools.scripted_judge import Fault, known_labels
 
 from medix_reward import cli
-from medix_reward.evaluation.evaluate import Unparseable, combine, options_of, parse_score, rule_score, strip_reasoning
+from medix_reward.evaluation.rules import Unparseable, combine, options_of, parse_score, rule_score, strip_reasoning
 from medix_reward_client.evaluation import Report, evaluate_file, report_of, wilson
 from medix_reward_client.schema import EvaluateItem
 

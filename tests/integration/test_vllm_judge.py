@@ -93,7 +93,7 @@ def test_evaluation_protocol_through_the_real_judge(vllm, live_service):
     """`POST /evaluate` on a few samples: every sample is either scored from the real judge's replies (rounds of
     one conversation, each reply a strict JSON score) or failed with judge_unparseable after its correction;
     a multiple-choice letter is scored by rule without a call. Not a test of the verdicts (SmolLM2)."""
-    from medix_reward.evaluation.evaluate import parse_score
+    from medix_reward.evaluation.rules import parse_score
 
     stack, url = vllm
     question = "Which drug reverses opioid overdose?\n\nChoices:\nA. Flumazenil\nB. Naloxone\nC. Atropine"

@@ -9,8 +9,9 @@ import time
 import httpx
 import pytest
 from medix_reward_tools.redteam import grammar, transforms
+from medix_reward_tools.redteam.candidates import Candidate, Gene, load_scenarios, render_answer
 from medix_reward_tools.redteam.runner import http_evaluator, regression_rows
-from medix_reward_tools.redteam.search import Candidate, Gene, load_scenarios, render_answer, search, table
+from medix_reward_tools.redteam.search import search, table
 from medix_reward_tools.susceptible_judge import SusceptibleJudge, credits_any_answer, read_pair, weakness
 
 from medix_reward.judge.prompts import JudgeAsk, judge_messages

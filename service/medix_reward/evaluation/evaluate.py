@@ -24,10 +24,7 @@ from medix_reward.api.errors import InvalidField, JudgeUncalibrated, judge_down,
 from medix_reward.evaluation import calibration
 from medix_reward.evaluation.rules import (
     Unparseable,
-    answer_block,
-    chosen_option,
     combine,
-    options_of,
     parse_score,
     rule_score,
     strip_reasoning,
@@ -50,12 +47,6 @@ from medix_reward_client.schema import (
     RoundResult,
     SampleError,
 )
-
-__all__ = [  # the protocol and, re-exported, the pure rules it applies (rules.py)
-    "PROTOCOL_VERSION", "TASKS", "Evaluator", "Unparseable", "answer_block", "chosen_option", "combine",
-    "correction_message", "draw_order", "first_message", "options_of", "parse_score", "recheck_message", "rule_score",
-    "strip_reasoning",
-]  # fmt: skip
 
 log = logging.getLogger(__name__)
 

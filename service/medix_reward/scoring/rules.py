@@ -21,6 +21,7 @@ from medix_reward.scoring.checks import (
     split_ground_truth,
 )
 from medix_reward.scoring.initialisms import is_initialism
+from medix_reward.scoring.screening_rules import WRONG_BY_RULE
 from medix_reward.settings import NO_DEFENCES, DefenceSettings, RewardSettings
 from medix_reward_client.schema import (
     COMPONENTS,
@@ -168,9 +169,9 @@ def score_item(
             scores["accuracy_embed"] = shortcut_score
         elif similarity is not None:
             scores["accuracy_embed"] = 1.0 if similarity >= reward.embed_threshold else 0.0
-    # A bare Yes/No of the wrong polarity is an honest wrong answer decided by rule, not an attack: it keeps what a
-    # wrong answer keeps, so that a hedge on a closed question pays less than committing to the wrong side.
-    attack = c.shortcut == "rejected" and c.rejection != "wrong_polarity"
+    # A wrong answer decided by rule (a bare Yes/No of the wrong side) keeps what a wrong answer keeps, so that a
+    # hedge on a closed question pays less than committing to the wrong side.
+    attack = c.shortcut == "rejected" and c.rejection not in WRONG_BY_RULE
     if attack and reward.defences.refusal_earns_nothing:
         scores.update(dict.fromkeys(on, 0.0))  # a refused answer earns nothing, format and modality included
         errors.pop("modality", None)  # decided without the true modality

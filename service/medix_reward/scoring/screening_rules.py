@@ -373,6 +373,8 @@ MULTILINGUAL_RULES: tuple[tuple[str, Rule], ...] = (
 LIST_RULE: tuple[str, Rule] = ("list", _buried_truth)
 NON_ANSWER_RULE: tuple[str, Rule] = ("non_answer", _non_answer)
 WRONG_POLARITY_RULE: tuple[str, Rule] = ("wrong_polarity", _other_polarity)
+# Refusals that decide an honest wrong answer without the judge, not an attack: they keep a wrong answer's credit.
+WRONG_BY_RULE = frozenset({WRONG_POLARITY_RULE[0]})
 POLARITY_RULE: tuple[str, Rule] = ("polarity", _polarity)
 # Rules that read the characters themselves, not what they fold to.
 OBFUSCATED_RULE: tuple[str, Rule] = ("obfuscated", _obfuscated)

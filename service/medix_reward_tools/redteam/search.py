@@ -17,25 +17,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from medix_reward_tools.redteam.candidates import (
-    CLOSED_SCENARIOS,
-    CORPUS,
-    NON_ANSWER_BASES,
     Candidate,
-    Gene,
     Mutator,
     Scenario,
-    allowed_families,
-    load_scenarios,
     render,
     render_answer,
     shrink_steps,
 )
-
-__all__ = [  # the search and, re-exported, the material it searches over (candidates.py)
-    "CLOSED_SCENARIOS", "CORPUS", "NON_ANSWER_BASES", "Candidate", "Evaluate", "Gene", "Hole", "Mutator", "Outcome",
-    "Scenario", "SearchResult", "allowed_families", "hole_rows", "load_scenarios", "render", "render_answer", "search",
-    "shrink_steps", "table",
-]  # fmt: skip
 
 
 @dataclass
