@@ -7,6 +7,7 @@ fixed time, then throughput, errors, latency percentiles and the service's resid
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
@@ -31,8 +32,9 @@ _POOL = grpo_items(prompts=10, group=8, seed=0)
 
 @dataclass
 class SoakReport:
-    seconds: float
+    seconds: float  # asked for; the run's actual length once it is done (it goes on until `min_requests`)
     clients: int
+    min_requests: int = 0
     requests: int = 0
     items: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -90,10 +92,14 @@ def cache_bytes(url: str) -> float:
 async def _drive(url: str, report: SoakReport, batch_size: int, pid: int, distinct_chars: int) -> None:
     deadline = time.perf_counter() + report.seconds
     started = time.perf_counter()
+    done = asyncio.Event()
+
+    def going() -> bool:  # a loaded machine runs longer rather than do less of the work the caller asked for
+        return time.perf_counter() < deadline or report.requests < report.min_requests
 
     async def client(n: int, http: httpx.AsyncClient) -> None:
         rng = random.Random(n)
-        while time.perf_counter() < deadline:
+        while going():
             body = {"items": _batch(rng, batch_size, distinct_chars)}
             t0 = time.perf_counter()
             try:
@@ -110,14 +116,20 @@ async def _drive(url: str, report: SoakReport, batch_size: int, pid: int, distin
                 report.errors[kind] = report.errors.get(kind, 0) + 1
 
     async def sample_memory() -> None:
-        while time.perf_counter() < deadline:
+        while not done.is_set():
             report.rss_mb.append((time.perf_counter() - started, rss_mb(pid)))
             report.cache_mb.append(await asyncio.to_thread(cache_bytes, url) / 2**20)
-            await asyncio.sleep(0.5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.5)
+
+    async def clients(http: httpx.AsyncClient) -> None:
+        await asyncio.gather(*(client(n, http) for n in range(report.clients)))
+        done.set()
 
     limits = httpx.Limits(max_connections=report.clients)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        await asyncio.gather(sample_memory(), *(client(n, http) for n in range(report.clients)))
+        await asyncio.gather(sample_memory(), clients(http))
+    report.seconds = time.perf_counter() - started
 
 
 @contextmanager
@@ -151,11 +163,12 @@ def run_soak(
     judge_latency_s: float = 0.02,
     distinct_chars: int = 0,
     settings: dict[str, str] | None = None,
+    min_requests: int = 0,
 ) -> SoakReport:
     """Starts a scripted judge and `medix-reward serve` (packaged MiniLM), soaks, stops both. `settings` are
     extra MEDIX_REWARD_* variables; `distinct_chars` sends only new answers of that length."""
     with ScriptedJudge(latency_s=judge_latency_s, capacity=64) as judge, served(judge, settings) as (url, pid):
-        report = SoakReport(seconds=seconds, clients=clients)
+        report = SoakReport(seconds=seconds, clients=clients, min_requests=min_requests)
         asyncio.run(_drive(url, report, batch_size, pid, distinct_chars))
     if not report.latencies_s:
         raise RuntimeError("no request completed")

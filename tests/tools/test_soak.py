@@ -7,9 +7,9 @@ from medix_reward_tools.soak import run_soak
 
 
 def test_bounded_soak_has_no_errors_and_flat_memory():
-    report = run_soak(seconds=15, clients=16, batch_size=16)
+    report = run_soak(seconds=15, clients=16, batch_size=16, min_requests=60)  # longer on a loaded box, not less
     print("\n" + report.table())
-    assert report.requests > 50 and report.errors == {}
+    assert report.errors == {}
     assert report.rss_growth_mb < 40, report.table()  # caches are full after warm-up: memory levels off
 
 
@@ -18,9 +18,9 @@ def test_distinct_long_answers_stay_within_the_cache_budgets():
     # cache), so the test asks how the caches behave when full, not how fast this machine is.
     quarter_mb = str(2**18)
     budget = {"MEDIX_REWARD_JUDGE__CACHE_BYTES": quarter_mb, "MEDIX_REWARD_EMBEDDER__CACHE_BYTES": quarter_mb}
-    report = run_soak(seconds=15, clients=8, batch_size=8, distinct_chars=8000, settings=budget)
+    report = run_soak(seconds=15, clients=8, batch_size=8, distinct_chars=8000, settings=budget, min_requests=60)
     print("\n" + report.table())
-    assert report.requests > 5 and report.errors == {}
+    assert report.errors == {}
     assert max(report.cache_mb) > 0.4  # both caches filled up to their budgets…
     assert max(report.cache_mb) <= 0.5  # …and not past them, whatever kept arriving
 
